@@ -1,0 +1,32 @@
+"""Session fixtures: the toolkit's own wheels and real interpreters, built or found once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import REPO, freethreaded_python, make_venv, run  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of nogil-toolkit and nogil-setuptools, for isolated builds to find."""
+    out = tmp_path_factory.mktemp("wheelhouse")
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, REPO, REPO / "setuptools_plugin"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def ft_python() -> str:
+    """A free-threaded CPython. Never skipped: provisioning builds one if none is found."""
+    return freethreaded_python()
+
+
+@pytest.fixture(scope="session")
+def ft_venv(ft_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One venv of the free-threaded interpreter for tests that only install wheels."""
+    return make_venv(ft_python, tmp_path_factory.mktemp("ft-venv") / "venv")

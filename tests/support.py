@@ -1,0 +1,122 @@
+"""Real interpreters, venvs, wheel builds and import probes for the tests.
+
+Nothing here imitates the toolkit: builds go through pip's PEP 517 path with build isolation,
+and every verdict about the GIL comes from importing a module in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = Path(__file__).resolve().parent / "samples"
+PROVISION = REPO / ".ci" / "provision_freethreaded.py"
+
+
+def run(cmd: Sequence[str | os.PathLike[str]], *, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None,
+        timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command; on unexpected failure the assertion shows its whole output."""
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} exited {result.returncode}\n"
+                             f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}")
+    return result
+
+
+def freethreaded_python() -> str:
+    """A free-threaded CPython: found, or built once by the project's provisioning script."""
+    result = run([sys.executable, PROVISION], timeout=3600)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def gil_python(minor: int) -> Optional[str]:
+    """A working GIL build of CPython 3.<minor>, from PATH or a pyenv installation."""
+    name = f"python3.{minor}"
+    candidates = [shutil.which(name)]
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.{minor}.*/bin/{name}"), reverse=True)
+    probe = "import sys, sysconfig; print(sys.version_info[:2] == (3, %d) and not sysconfig.get_config_var('Py_GIL_DISABLED'))"
+    for candidate in filter(None, candidates):
+        try:
+            out = run([candidate, "-c", probe % minor], check=False, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def make_venv(python: str, path: Path) -> Path:
+    """A fresh venv of ``python``; returns its interpreter."""
+    run([python, "-m", "venv", path])
+    return path / "bin" / "python"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of an import probe: no ``PYTHON_GIL`` that would force the GIL's state."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_GIL", "PYTHONPATH", "PYTHONWARNINGS")}
+    env.update(extra)
+    return env
+
+
+def build_wheel(python: Path, project: Path, out: Path, wheelhouse: Path, env: Optional[dict[str, str]] = None) -> Path:
+    """``pip wheel`` a copy of ``project`` (build isolation on, our plugin from ``wheelhouse``)."""
+    source = out / f"src-{project.name}"
+    if source.exists():
+        shutil.rmtree(source)
+    shutil.copytree(project, source)
+    dist = out / "dist"
+    result = run([python, "-m", "pip", "wheel", "--no-deps", "--find-links", wheelhouse, "-w", dist, source],
+                 env=env or clean_env())
+    wheels = sorted(dist.glob(f"{project.name.replace('-', '_')}-*.whl")) or sorted(dist.glob("*.whl"))
+    assert wheels, result.stdout
+    return wheels[-1]
+
+
+def install(python: Path, *requirements: str | os.PathLike[str], wheelhouse: Optional[Path] = None) -> None:
+    extra = ["--find-links", str(wheelhouse)] if wheelhouse else []
+    run([python, "-m", "pip", "install", "--force-reinstall", "--no-deps", *extra, *map(str, requirements)])
+
+
+@dataclass(frozen=True)
+class ImportProbe:
+    """What importing one module in a fresh interpreter did to the GIL."""
+
+    gil_enabled: bool
+    gil_warnings: tuple[str, ...]
+
+
+_PROBE = """
+import importlib, json, sys, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    importlib.import_module(sys.argv[1])
+print(json.dumps({
+    "gil": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True,
+    "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+}))
+"""
+
+
+def probe_import(python: Path | str, module: str) -> ImportProbe:
+    """Import ``module`` alone in a fresh process and report the GIL's state afterwards."""
+    out = run([python, "-c", _PROBE, module], env=clean_env(), timeout=120)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return ImportProbe(data["gil"], tuple(data["warnings"]))
+
+
+def import_strict(python: Path | str, module: str, code: str = "") -> str:
+    """Import with ``-W error::RuntimeWarning``: a module that re-enables the GIL fails here.
+
+    Returns stdout of ``code`` run after the import; asserts the GIL is still off."""
+    script = f"import sys, {module}\n{code}\nassert not sys._is_gil_enabled(), 'GIL re-enabled'\n"
+    return run([python, "-W", "error::RuntimeWarning", "-c", script], env=clean_env(), timeout=120).stdout
