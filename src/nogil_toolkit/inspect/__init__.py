@@ -1,0 +1,16 @@
+"""Static inspection of extension modules: what does a binary declare about the GIL?
+
+The inspector reads a shared library (ELF, PE or Mach-O) without loading it and answers
+with a :class:`ModuleInspection`: a :class:`Verdict`, the :class:`Evidence` behind it
+(strongest first) and, for ``UNKNOWN``, a reason. Every other part of the toolkit (the
+environment check, the wheel tools, the runtime guard) builds on these two functions::
+
+    from nogil_toolkit.inspect import inspect_binary, Verdict
+    report = inspect_binary("pkg/_speedups.cpython-313t-x86_64-linux-gnu.so")
+    if report.verdict is Verdict.NOT_USED: ...
+"""
+
+from nogil_toolkit.inspect.core import inspect_binary, inspect_bytes
+from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, ModuleInspection, Verdict
+
+__all__ = ["Evidence", "EvidenceKind", "ModuleInspection", "Verdict", "inspect_binary", "inspect_bytes"]

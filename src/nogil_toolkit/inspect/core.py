@@ -1,0 +1,127 @@
+"""Entry points: open a file (or take bytes), pick the reader by magic, apply the rules.
+
+The contract callers rely on is "never raises for what is in the file": an environment
+scan meets empty files, truncated downloads, directories named ``*.so`` and unreadable
+paths, and each of them must become an ``UNKNOWN`` verdict with a reason, not a traceback.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from typing import Callable, Dict, Optional, Tuple, Union
+
+from nogil_toolkit.inspect import elf, macho, pe
+from nogil_toolkit.inspect.generators import fingerprint
+from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
+from nogil_toolkit.inspect.rules import Observations, decide
+from nogil_toolkit.inspect.slots import find_slot_arrays
+from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
+from nogil_toolkit.marker import iter_markers
+
+_Loader = Callable[[Buffer], BinaryImage]
+_LOADERS: Tuple[Tuple[Callable[[bytes], bool], _Loader], ...] = (
+    (lambda head: head.startswith(elf.MAGIC), elf.load),
+    (pe.is_pe, pe.load),
+    (macho.is_macho, macho.load),
+)
+# Structure errors a reader may hit on hostile input despite its bound checks (a slice that
+# decodes to nonsense, a struct at the very end); all mean "this file is malformed".
+_CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, ValueError, OverflowError, UnicodeError)
+
+
+def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
+    """Statically decide what the shared library at ``path`` declares about the GIL.
+
+    The file is memory-mapped and only the structures the rules need are read; it is never
+    loaded. Problems with the file (missing, unreadable, not a binary, malformed) give an
+    ``UNKNOWN`` verdict whose ``reason`` says what went wrong.
+    """
+    name = os.fspath(path)
+    try:
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            # Opening a FIFO would block; devices and sockets are not binaries either.
+            kind = "is a directory" if os.path.isdir(name) else "not a regular file"
+            return _unknown(name, kind)
+        with open(name, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                return _unknown(name, "empty file")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _inspect(data, name)
+    except (OSError, ValueError) as error:  # ValueError: mmap of a special file
+        return _unknown(name, f"cannot read file: {error.strerror if isinstance(error, OSError) else error}")
+
+
+def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>") -> ModuleInspection:
+    """Like :func:`inspect_binary` for a binary already in memory (e.g. a wheel member).
+
+    ``name`` is used in the report and, like a file name, to tell which module a marker
+    belongs to.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    if not data:
+        return _unknown(name, "empty file")
+    return _inspect(data, name)
+
+
+def _inspect(data: Buffer, name: str) -> ModuleInspection:
+    head = bytes(data[:8])
+    loader: Optional[_Loader] = next((load for matches, load in _LOADERS if matches(head)), None)
+    if loader is None:
+        return _unknown(name, "not an ELF, PE or Mach-O binary")
+    try:
+        image = loader(data)
+        return _judge(image, name)
+    except _CONTENT_ERRORS as error:
+        reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
+        return _unknown(name, reason, _format_of(loader))
+
+
+def _judge(image: BinaryImage, name: str) -> ModuleInspection:
+    init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
+    facts = Observations(
+        init_symbols=init_symbols,
+        module_name=_module_name(name),
+        imports=image.imports,
+        markers=list(iter_markers(image.marker_data)) if image.marker_data else [],
+        slot_arrays=find_slot_arrays(image) if init_symbols else [],
+        relocations_available=image.relocation_reader is not None,
+        format=image.format,
+        fingerprint=fingerprint(image) if init_symbols else None,
+    )
+    decision = decide(facts)
+    fp = facts.fingerprint
+    return ModuleInspection(
+        path=name,
+        format=image.format,
+        machine=image.machine,
+        init_symbols=init_symbols,
+        verdict=decision.verdict,
+        evidence=tuple(decision.evidence),
+        reason=decision.reason,
+        generator=fp.generator.value if fp else ("nogil-toolkit" if facts.markers else None),
+        generator_version=fp.version if fp else None,
+    )
+
+
+def _module_name(name: str) -> Optional[str]:
+    """``_speedups`` for ``pkg/_speedups.cpython-313t-x86_64-linux-gnu.so``."""
+    base = os.path.basename(name.replace("\\", "/"))
+    stem = base.split(".", 1)[0]
+    return stem or None
+
+
+_FORMAT_NAMES: Dict[_Loader, str] = {elf.load: "elf", pe.load: "pe", macho.load: "macho"}
+
+
+def _format_of(loader: _Loader) -> str:
+    return _FORMAT_NAMES[loader]
+
+
+def _unknown(name: str, reason: str, format: Optional[str] = None) -> ModuleInspection:
+    return ModuleInspection(path=name, format=format, machine=None, init_symbols=(),
+                            verdict=Verdict.UNKNOWN, evidence=(), reason=reason)

@@ -1,0 +1,139 @@
+"""A format-neutral view of a shared library: the few facts the evidence rules need.
+
+ELF, PE and Mach-O readers each turn their file into a :class:`BinaryImage`; the slot-array
+search, the generator fingerprints and the rules only ever see this view, so one rule set
+serves every platform and a new format is one new reader.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from itertools import compress
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
+
+Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821 (mmap only for typing)
+
+
+class MalformedBinary(Exception):
+    """The file claims a format but its structures are inconsistent or out of bounds.
+
+    Readers raise it with a short reason; the public entry points turn it into an
+    ``UNKNOWN`` verdict so that scanning a whole environment never stops on one bad file.
+    """
+
+
+@dataclass(frozen=True)
+class Section:
+    """A mapped region: where it lives in memory and in the file, and how it is mapped."""
+
+    name: str
+    address: int
+    size: int
+    offset: int
+    writable: bool
+    executable: bool
+    in_file: bool
+    """False for zero-filled regions (``.bss``): their content is only known at run time."""
+
+
+class Relocations:
+    """The load-time pointer fix-ups of an image, reduced to what slot detection needs.
+
+    ``locations`` holds every address the loader writes a pointer to; ``sources`` and
+    ``targets`` are parallel lists of the fix-ups whose pointed-to address is known
+    statically (base-relative ones, and symbolic ones against a symbol defined here).
+    Lookups take a set of addresses and answer in one pass: the rules ask about a handful
+    of addresses, so indexing tens of thousands of fix-ups would cost more than it saves.
+    """
+
+    def __init__(self, locations: FrozenSet[int], sources: List[int], targets: List[int]) -> None:
+        self.locations = locations
+        self.sources = sources
+        self.targets = targets
+
+    def referrers(self, targets: Set[int]) -> Dict[int, List[int]]:
+        """For each of ``targets``, the addresses of the pointers the loader sets to it.
+
+        One pass over the fix-ups for all queried addresses: the scan iterates in C, and
+        only matching entries reach Python.
+        """
+        result: Dict[int, List[int]] = {}
+        for index in compress(range(len(self.targets)), map(targets.__contains__, self.targets)):
+            result.setdefault(self.targets[index], []).append(self.sources[index])
+        return result
+
+    def targets_of(self, locations: Set[int]) -> Dict[int, int]:
+        """Where the pointers at ``locations`` point after loading, where statically known."""
+        return {self.sources[i]: self.targets[i]
+                for i in compress(range(len(self.sources)), map(locations.__contains__, self.sources))}
+
+
+@dataclass
+class BinaryImage:
+    """What one reader extracted from one file."""
+
+    format: str
+    machine: str
+    pointer_size: int
+    byte_order: str
+    """``"little"`` or ``"big"``."""
+    data: Buffer
+    exports: Tuple[str, ...]
+    """Names of defined, exported functions and data (Mach-O's leading ``_`` removed)."""
+    imports: FrozenSet[str]
+    """Names of symbols the library expects the interpreter to provide."""
+    sections: Sequence[Section]
+    relocation_reader: Optional[Callable[[], Relocations]]
+    """Decodes the fix-ups on first use (modules only need them, and they are the costly
+    part); ``None`` when the reader cannot recover them for this format or machine."""
+    marker_data: Optional[bytes] = None
+    _relocations: Optional[Relocations] = field(default=None, repr=False)
+    """Content of the toolkit's marker section, if the file has one."""
+    _starts: List[int] = field(default_factory=list, repr=False)
+    _mapped: List[Section] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._mapped = sorted((s for s in self.sections if s.size > 0), key=lambda s: s.address)
+        self._starts = [s.address for s in self._mapped]
+
+    @property
+    def relocations(self) -> Optional[Relocations]:
+        if self._relocations is None and self.relocation_reader is not None:
+            self._relocations = self.relocation_reader()
+        return self._relocations
+
+    def section_at(self, address: int) -> Optional[Section]:
+        """The mapped section containing ``address``."""
+        index = bisect.bisect_right(self._starts, address) - 1
+        if index < 0:
+            return None
+        section = self._mapped[index]
+        return section if address < section.address + section.size else None
+
+    def file_offset(self, address: int, size: int) -> Optional[int]:
+        """File offset of ``size`` bytes at ``address``, if they lie in one file-backed section."""
+        section = self.section_at(address)
+        if section is None or not section.in_file or address + size > section.address + section.size:
+            return None
+        offset = section.offset + (address - section.address)
+        return offset if offset + size <= len(self.data) else None
+
+    def read(self, address: int, size: int) -> Optional[bytes]:
+        """``size`` bytes at virtual ``address``, or ``None`` if they are not in the file."""
+        offset = self.file_offset(address, size)
+        return None if offset is None else bytes(self.data[offset:offset + size])
+
+    def c_string(self, address: int, limit: int = 256) -> Optional[str]:
+        """The NUL-terminated string at ``address`` (at most ``limit`` bytes), if in the file."""
+        section = self.section_at(address)
+        offset = self.file_offset(address, 1)
+        if section is None or offset is None:
+            return None
+        stop = min(offset + limit, section.offset + section.size, len(self.data))
+        end = self.data.find(b"\0", offset, stop)
+        return None if end < 0 else bytes(self.data[offset:end]).decode("utf-8", "replace")
+
+    def read_only_data(self) -> List[Section]:
+        """Non-executable, non-writable, file-backed sections: where string literals live."""
+        return [s for s in self._mapped if s.in_file and not s.writable and not s.executable]

@@ -1,0 +1,205 @@
+"""Combine the observations about one image into a verdict, strongest evidence first.
+
+The order is the one from the design notes: the toolkit marker, then a verified slot
+array, then the single-phase ``PyUnstable_Module_SetGIL`` import, then what the generator
+and the init style allow. The asymmetry is deliberate: a wrong ``NOT_USED`` silently
+turns the GIL off under code that needs it, while a wrong ``UNKNOWN`` only costs a probe.
+So ``NOT_USED`` needs direct evidence, and any doubt ends in ``UNKNOWN`` with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from nogil_toolkit.inspect.generators import (
+    PYBIND11_FIRST_MULTI_PHASE_INTERNALS,
+    PYO3_FIRST_MULTI_PHASE,
+    Fingerprint,
+    Generator,
+)
+from nogil_toolkit.inspect.slots import SlotArray
+from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, Verdict
+from nogil_toolkit.marker import Marker
+
+SET_GIL = "PyUnstable_Module_SetGIL"
+# What a PyInit_* function must call to hand CPython a module definition (multi-phase) ...
+MULTI_PHASE_IMPORTS = frozenset({"PyModuleDef_Init", "PyModuleDef_Type"})
+# ... or a finished module object (single-phase).
+SINGLE_PHASE_IMPORTS = frozenset({"PyModule_Create2", "PyModule_FromDefAndSpec2", "PyModule_New",
+                                  "PyModule_NewObject", "_PyModule_CreateInitialized"})
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the readers found, before any judgement."""
+
+    init_symbols: Tuple[str, ...]
+    module_name: Optional[str]
+    """Module name implied by the file name, used to pick the right marker."""
+    imports: frozenset
+    markers: Sequence[Marker]
+    slot_arrays: Sequence[SlotArray]
+    relocations_available: bool
+    format: str
+    fingerprint: Optional[Fingerprint]
+
+
+@dataclass
+class Decision:
+    verdict: Verdict
+    evidence: List[Evidence] = field(default_factory=list)
+    reason: Optional[str] = None
+
+
+def decide(facts: Observations) -> Decision:
+    """Apply the evidence rules in order of strength."""
+    if not facts.init_symbols:
+        return Decision(Verdict.NOT_A_MODULE, [Evidence(EvidenceKind.NO_INIT_EXPORT,
+                                                        "no exported PyInit_* function")])
+    decision = (_from_markers(facts) or _from_slots(facts) or _from_set_gil(facts)
+                or _from_init_style(facts))
+    if facts.fingerprint is not None:
+        decision.evidence.append(_generator_evidence(facts.fingerprint))
+    return decision
+
+
+def _from_markers(facts: Observations) -> Optional[Decision]:
+    markers = _markers_for_module(facts)
+    if not markers:
+        return None
+    declarations = {m.declaration for m in markers}
+    evidence = [Evidence(EvidenceKind.MARKER,
+                         f"nogil-toolkit {m.toolkit_version} marker for {m.module}: gil={m.declaration.value}",
+                         m.offset) for m in markers]
+    if len(declarations) > 1:
+        return Decision(Verdict.UNKNOWN, evidence, "the toolkit markers in this file contradict each other")
+    return Decision(Verdict.from_declaration(declarations.pop()), evidence + _slot_evidence(_arrays_for_module(facts)))
+
+
+def _markers_for_module(facts: Observations) -> List[Marker]:
+    """Markers that belong to this module (a library may carry several, e.g. linked in)."""
+    names = {s[len("PyInit_"):] for s in facts.init_symbols}
+    if facts.module_name in names:
+        names = {facts.module_name}
+    return [m for m in facts.markers if m.module.rsplit(".", 1)[-1] in names]
+
+
+def _slot_evidence(arrays: Sequence[SlotArray]) -> List[Evidence]:
+    evidence = []
+    for array in arrays:
+        gil = array.gil
+        if gil is None:
+            evidence.append(Evidence(EvidenceKind.SLOT_ARRAY,
+                                     f"module slot array at {array.address:#x}{_of(array)} has no Py_mod_gil slot",
+                                     array.file_offset))
+        else:
+            evidence.append(Evidence(EvidenceKind.SLOT,
+                                     f"slot array at {array.address:#x}{_of(array)} holds "
+                                     f"{{Py_mod_gil, {gil.c_macro}}}", array.gil_entry_offset()))
+    return evidence
+
+
+def _of(array: SlotArray) -> str:
+    return f" (PyModuleDef {array.module_name!r})" if array.module_name else ""
+
+
+def _from_slots(facts: Observations) -> Optional[Decision]:
+    arrays = _arrays_for_module(facts)
+    if not arrays:
+        return None
+    declared = {a.gil for a in arrays if a.gil is not None}
+    evidence = _slot_evidence(sorted(arrays, key=lambda a: a.gil is None))
+    if len(declared) > 1:
+        return Decision(Verdict.UNKNOWN, evidence,
+                        "module slot arrays in this file declare different Py_mod_gil values")
+    if declared:
+        if any(a.gil is None for a in arrays):
+            return Decision(Verdict.UNKNOWN, evidence, "some module slot arrays declare Py_mod_gil and "
+                                                       "others do not; cannot tell which belongs to this module")
+        return Decision(Verdict.from_declaration(declared.pop()), evidence)
+    if SET_GIL in facts.imports:
+        return Decision(Verdict.UNKNOWN, evidence, f"a slot array without Py_mod_gil and an import of {SET_GIL}: "
+                                                   "cannot tell which init path declares what")
+    return Decision(Verdict.UNDECLARED, evidence)
+
+
+def _arrays_for_module(facts: Observations) -> Sequence[SlotArray]:
+    """The slot arrays whose ``PyModuleDef.m_name`` is this module's, if any are; else all.
+
+    A library can hold several module definitions (test modules, submodules); the one
+    named like the file is the one the import system will create.
+    """
+    name = facts.module_name
+    if name:
+        own = [a for a in facts.slot_arrays
+               if a.module_name is not None and (a.module_name == name or a.module_name.endswith("." + name))]
+        if own:
+            return own
+    return facts.slot_arrays
+
+
+def _from_set_gil(facts: Observations) -> Optional[Decision]:
+    if SET_GIL not in facts.imports:
+        return None
+    evidence = [Evidence(EvidenceKind.SET_GIL_IMPORT, f"imports {SET_GIL} (single-phase declaration)")]
+    runtime_choice = _runtime_set_gil_generator(facts.fingerprint)
+    if runtime_choice is not None:
+        return Decision(Verdict.UNKNOWN, evidence, runtime_choice)
+    return Decision(Verdict.NOT_USED, evidence)
+
+
+def _runtime_set_gil_generator(fp: Optional[Fingerprint]) -> Optional[str]:
+    """Why a ``SetGIL`` import proves nothing for this generator, or ``None`` if it does."""
+    if fp is None or fp.generator is Generator.NANOBIND:
+        return None
+    if fp.generator is Generator.CYTHON:
+        return (f"Cython in single-phase mode calls {SET_GIL} with Py_MOD_GIL_USED or NOT_USED; "
+                "the value is not visible without disassembly")
+    if fp.generator is Generator.PYBIND11:
+        return (f"pybind11 imports {SET_GIL} on every free-threaded build and calls it only when "
+                "py::mod_gil_not_used() is given, a run-time flag")
+    return (f"PyO3 {fp.version or ''} calls {SET_GIL} with a value read at run time "
+            "from #[pymodule(gil_used = ...)]").replace("  ", " ")
+
+
+def _from_init_style(facts: Observations) -> Decision:
+    multi = bool(facts.imports & MULTI_PHASE_IMPORTS)
+    single = bool(facts.imports & SINGLE_PHASE_IMPORTS)
+    fp = facts.fingerprint
+    if multi:
+        evidence = [Evidence(EvidenceKind.INIT_STYLE, "multi-phase init (imports PyModuleDef_Init) "
+                                                      "but no static module slot array was found")]
+        return Decision(Verdict.UNKNOWN, evidence, _why_no_slots(facts, fp))
+    if single:
+        evidence = [Evidence(EvidenceKind.INIT_STYLE,
+                             f"single-phase init (imports {', '.join(sorted(facts.imports & SINGLE_PHASE_IMPORTS))}) "
+                             f"and no {SET_GIL} import")]
+        return Decision(Verdict.UNDECLARED, evidence)
+    return Decision(Verdict.UNKNOWN, [], "neither a module slot array nor a module-creation import was "
+                                         "found; the init function's style is not recognisable")
+
+
+def _why_no_slots(facts: Observations, fp: Optional[Fingerprint]) -> str:
+    if not facts.relocations_available:
+        return f"slot arrays cannot be verified in this {facts.format} binary (no relocation reader for it)"
+    if fp is not None and fp.generator is Generator.PYBIND11 and (fp.major or 0) >= PYBIND11_FIRST_MULTI_PHASE_INTERNALS:
+        return "pybind11 3.x fills its module slot array at run time; its declaration is not in the file"
+    if fp is not None and fp.generator is Generator.NANOBIND:
+        return "nanobind allocates its module slot array at run time; its declaration is not in the file"
+    if fp is not None and fp.generator is Generator.PYO3 and not _pyo3_static_slots(fp):
+        return "this PyO3 version builds its module definition at run time"
+    return "the module's slot array is built at run time or could not be verified"
+
+
+def _pyo3_static_slots(fp: Fingerprint) -> bool:
+    if fp.version is None:
+        return True
+    parts = tuple(int(p) for p in fp.version.split(".")[:2])
+    return parts >= PYO3_FIRST_MULTI_PHASE
+
+
+def _generator_evidence(fp: Fingerprint) -> Evidence:
+    version = f" {fp.version}" if fp.version else ""
+    return Evidence(EvidenceKind.GENERATOR, f"generated by {fp.generator.value}{version} (found {fp.evidence!r})",
+                    fp.offset)

@@ -1,0 +1,181 @@
+"""Find ``PyModuleDef_Slot`` arrays in a library image and read their ``Py_mod_gil`` entry.
+
+A multi-phase module's declaration is data: ``PyModuleDef.m_slots`` points to an array of
+``{int slot; void *value}`` entries ending in ``{0, NULL}``. The bytes ``{4, 1}`` alone
+prove nothing (any table of small integers contains them), so an array only counts when
+everything about it fits what a compiler emits for a real module definition:
+
+* it is the target of a load-time pointer fix-up (a relocation), as ``m_slots`` is;
+* that pointer sits where ``m_slots`` sits in a ``PyModuleDef``: four pointer-sized
+  fields after ``m_name``, which is itself relocated (a string pointer);
+* every entry has a slot id CPython knows, zero padding, and a value of the right kind:
+  ``Py_mod_create``/``Py_mod_exec`` hold relocated function pointers, while
+  ``Py_mod_gil`` and ``Py_mod_multiple_interpreters`` hold small unrelocated constants;
+* no slot other than ``Py_mod_exec`` repeats (CPython rejects such duplicates) and a
+  terminator ends the array.
+
+Relocations are needed because a shared library is position-independent: the only static
+trace of "this data structure points there" is the fix-up the loader applies.
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+from dataclasses import dataclass
+from itertools import compress, repeat
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.inspect.image import BinaryImage
+
+# Slot ids of CPython 3.5-3.14 (Include/moduleobject.h). 3.15's renumbered ids (PEP 820)
+# keep these values for the old-style array, so they remain the ones to recognise.
+PY_MOD_CREATE = 1
+PY_MOD_EXEC = 2
+PY_MOD_MULTIPLE_INTERPRETERS = 3
+PY_MOD_GIL = 4
+_FUNCTION_SLOTS = frozenset({PY_MOD_CREATE, PY_MOD_EXEC})
+# Largest constant each constant-valued slot accepts.
+_CONSTANT_SLOTS: Dict[int, int] = {PY_MOD_MULTIPLE_INTERPRETERS: 2, PY_MOD_GIL: 1}
+_KNOWN_SLOTS = _FUNCTION_SLOTS | frozenset(_CONSTANT_SLOTS)
+# Real arrays hold a few exec functions plus a few constants; a bound keeps a hostile
+# file from making the walk long.
+_MAX_ENTRIES = 64
+# m_slots is the fifth field after m_name (m_name, m_doc, m_size, m_methods, m_slots).
+_M_SLOTS_AFTER_M_NAME = 4
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    slot: int
+    value: int
+    relocated: bool
+
+
+@dataclass(frozen=True)
+class SlotArray:
+    """A verified module slot array."""
+
+    address: int
+    file_offset: int
+    entry_size: int
+    entries: Tuple[SlotEntry, ...]
+    definition_address: int
+    """Address of the ``m_slots`` pointer inside the ``PyModuleDef`` that refers to it."""
+    module_name: Optional[str]
+    """The ``m_name`` of that ``PyModuleDef``, which ties the array to one module."""
+
+    @property
+    def gil(self) -> Optional[GilDeclaration]:
+        """The ``Py_mod_gil`` value, or ``None`` if the array has no such entry."""
+        for entry in self.entries:
+            if entry.slot == PY_MOD_GIL:
+                return GilDeclaration.NOT_USED if entry.value == 1 else GilDeclaration.USED
+        return None
+
+    def gil_entry_offset(self) -> Optional[int]:
+        """File offset of the ``Py_mod_gil`` entry (for evidence)."""
+        for index, entry in enumerate(self.entries):
+            if entry.slot == PY_MOD_GIL:
+                return self.file_offset + index * self.entry_size
+        return None
+
+
+def find_slot_arrays(image: BinaryImage) -> List[SlotArray]:
+    """Every verified slot array in the image, in address order.
+
+    Returns an empty list when the image has no relocation information (then nothing can be
+    verified, and the rules must not conclude anything from slot data).
+    """
+    relocations = image.relocations
+    if relocations is None:
+        return []
+    walked = {}
+    for address in sorted(_candidates(image, relocations.targets)):
+        entries = _walk(image, address, relocations.locations)
+        if entries:
+            walked[address] = entries
+    if not walked:
+        return []
+    name_offset = _M_SLOTS_AFTER_M_NAME * image.pointer_size
+    definitions = {}
+    for address, sources in relocations.referrers(set(walked)).items():
+        # The m_slots pointer of a PyModuleDef: m_name, four words earlier, is relocated too.
+        source = next((s for s in sorted(sources) if s - name_offset in relocations.locations), None)
+        if source is not None:
+            definitions[address] = source
+    names = relocations.targets_of({source - name_offset for source in definitions.values()})
+    found = []
+    for address, source in sorted(definitions.items()):
+        name_pointer = names.get(source - name_offset)
+        offset = image.file_offset(address, 1)
+        assert offset is not None
+        # An entry is an int padded to pointer alignment plus a pointer: two words.
+        found.append(SlotArray(address, offset, 2 * image.pointer_size, tuple(walked[address]), source,
+                               None if name_pointer is None else image.c_string(name_pointer)))
+    return found
+
+
+def _candidates(image: BinaryImage, targets: List[int]) -> Set[int]:
+    """Pointer targets that are aligned, in a data section, and start with a known slot id.
+
+    Large modules have 10^5 fix-ups, so the filter is a chain of ``map``/``compress`` that
+    iterates in C; only the few survivors are walked in Python.
+    """
+    word = image.pointer_size
+    unique = list(set(targets))
+    aligned = list(compress(unique, map(operator.not_, map(operator.mod, unique, repeat(word)))))
+    # The byte that holds the slot id: first on little-endian, last of the int on big.
+    id_byte = 0 if image.byte_order == "little" else 3
+    size = len(image.data)
+    result: Set[int] = set()
+    for section in image.sections:
+        if section.executable or not section.in_file or section.size < 2 * word:
+            continue
+        inside = list(compress(aligned, map(range(section.address, section.address + section.size
+                                                  - 2 * word + 1).__contains__, aligned)))
+        delta = section.offset - section.address + id_byte
+        if not inside or max(inside) + delta >= size:
+            continue
+        heads = map(image.data.__getitem__, map(operator.add, inside, repeat(delta)))
+        result.update(compress(inside, map(_KNOWN_SLOTS.__contains__, heads)))
+    return result
+
+
+_ENTRY_LAYOUTS = {(8, "little"): struct.Struct("<iIQ"), (8, "big"): struct.Struct(">iIQ"),
+                  (4, "little"): struct.Struct("<iI"), (4, "big"): struct.Struct(">iI")}
+
+
+def _walk(image: BinaryImage, address: int, locations: FrozenSet[int]) -> Optional[List[SlotEntry]]:
+    """Decode entries at ``address`` up to the terminator; ``None`` if anything is off."""
+    section = image.section_at(address)
+    if section is None:
+        return None
+    layout = _ENTRY_LAYOUTS[(image.pointer_size, image.byte_order)]
+    word = image.pointer_size
+    start = section.offset + (address - section.address)
+    limit = min(section.offset + section.size, len(image.data))
+    entries: List[SlotEntry] = []
+    seen_slots = set()
+    for index in range(_MAX_ENTRIES + 1):
+        offset = start + index * layout.size
+        if offset + layout.size > limit:
+            return None
+        fields = layout.unpack_from(image.data, offset)
+        slot, padding, value = fields if word == 8 else (fields[0], 0, fields[1])
+        relocated = address + index * layout.size + word in locations
+        if padding:
+            return None
+        if slot == 0:
+            return entries if value == 0 and not relocated and entries else None
+        if slot not in _KNOWN_SLOTS or (slot in seen_slots and slot != PY_MOD_EXEC):
+            return None
+        if slot in _FUNCTION_SLOTS:
+            if not relocated:
+                return None
+        elif relocated or value > _CONSTANT_SLOTS[slot]:
+            return None
+        seen_slots.add(slot)
+        entries.append(SlotEntry(slot, value, relocated))
+    return None

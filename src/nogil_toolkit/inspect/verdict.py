@@ -1,0 +1,108 @@
+"""The values the inspector answers with: a verdict, the evidence behind it, the whole report.
+
+Every consumer (environment scan, wheel tools, runtime guard) branches on these values, so
+they live in one place and are never spelled as loose strings elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from nogil_toolkit.declaration import GilDeclaration
+
+
+class Verdict(enum.Enum):
+    """What a shared library declares about the GIL, as far as static reading can tell."""
+
+    NOT_USED = "not-used"
+    """The module declares ``Py_MOD_GIL_NOT_USED``: a free-threaded interpreter keeps the GIL off."""
+
+    USED = "used"
+    """The module explicitly declares ``Py_MOD_GIL_USED``."""
+
+    UNDECLARED = "undeclared"
+    """The module's init is recognisable and declares nothing, which CPython treats as ``USED``."""
+
+    NOT_A_MODULE = "not-a-module"
+    """No ``PyInit_*`` entry point is exported: a plain shared library, nothing to declare."""
+
+    UNKNOWN = "unknown"
+    """The binary could not be read, or its evidence is ambiguous; ``reason`` says which."""
+
+    @property
+    def declaration(self) -> Optional[GilDeclaration]:
+        """The declaration CPython will act on, or ``None`` when the verdict does not fix one.
+
+        ``UNDECLARED`` maps to ``USED`` because that is what the interpreter does with a module
+        that says nothing; ``UNKNOWN`` and ``NOT_A_MODULE`` have no declaration.
+        """
+        if self is Verdict.NOT_USED:
+            return GilDeclaration.NOT_USED
+        if self in (Verdict.USED, Verdict.UNDECLARED):
+            return GilDeclaration.USED
+        return None
+
+    @classmethod
+    def from_declaration(cls, declaration: GilDeclaration) -> Verdict:
+        """The verdict for a module whose declaration was read directly (marker or slot)."""
+        return cls.NOT_USED if declaration is GilDeclaration.NOT_USED else cls.USED
+
+
+class EvidenceKind(enum.Enum):
+    """Where a piece of evidence came from, strongest kinds first."""
+
+    MARKER = "marker"
+    """The toolkit's own build marker (section ``.nogil_toolkit`` or its PE/Mach-O twin)."""
+
+    SLOT = "slot"
+    """A ``{Py_mod_gil, value}`` entry in a relocation-referenced, terminated slot array."""
+
+    SLOT_ARRAY = "slot-array"
+    """A module's slot array that was found and has no ``Py_mod_gil`` entry."""
+
+    SET_GIL_IMPORT = "set-gil-import"
+    """The library imports ``PyUnstable_Module_SetGIL`` (single-phase declaration)."""
+
+    GENERATOR = "generator"
+    """A fingerprint of the tool that generated the module's init code."""
+
+    INIT_STYLE = "init-style"
+    """Which module-creation API the library imports (single- or multi-phase init)."""
+
+    NO_INIT_EXPORT = "no-init-export"
+    """No exported ``PyInit_*`` symbol."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observation in the binary that supports (or qualifies) a verdict."""
+
+    kind: EvidenceKind
+    detail: str
+    """A sentence a person can act on, e.g. which slot at which offset."""
+    offset: Optional[int] = None
+    """File offset of the observation, when it has one (for hex-dump follow-up)."""
+
+
+@dataclass(frozen=True)
+class ModuleInspection:
+    """The inspector's full answer about one binary."""
+
+    path: str
+    format: Optional[str]
+    """``"elf"``, ``"pe"``, ``"macho"``, or ``None`` when the file is none of them."""
+    machine: Optional[str]
+    """Architecture name such as ``"x86_64"`` or ``"aarch64"``."""
+    init_symbols: Tuple[str, ...]
+    """The exported ``PyInit_*`` names (without Mach-O's leading underscore)."""
+    verdict: Verdict
+    evidence: Tuple[Evidence, ...]
+    """Deciding evidence first, then supporting or qualifying observations."""
+    reason: Optional[str] = None
+    """Why the verdict is ``UNKNOWN`` (or another caveat worth showing); ``None`` otherwise."""
+    generator: Optional[str] = None
+    """The code generator recognised in the binary (``"cython"``, ``"pybind11"``, ...)."""
+    generator_version: Optional[str] = None
+    """The generator's version when the binary reveals it (for pybind11: its internals ABI)."""
