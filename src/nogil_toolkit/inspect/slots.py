@@ -6,8 +6,11 @@ prove nothing (any table of small integers contains them), so an array only coun
 everything about it fits what a compiler emits for a real module definition:
 
 * it is the target of a load-time pointer fix-up (a relocation), as ``m_slots`` is;
-* that pointer sits where ``m_slots`` sits in a ``PyModuleDef``: four pointer-sized
-  fields after ``m_name``, which is itself relocated (a string pointer);
+* that pointer sits where ``m_slots`` sits in a ``PyModuleDef`` whose other fields look
+  as ``PyModuleDef_HEAD_INIT`` and a compiler leave them: ``m_init``, ``m_index`` and
+  ``m_copy`` zero; ``m_name`` a relocated pointer to a valid module name; ``m_size`` a
+  small unrelocated integer; ``m_doc``, ``m_methods`` and the three function pointers
+  after ``m_slots`` either NULL or relocated;
 * every entry has a slot id CPython knows, zero padding, and a value of the right kind:
   ``Py_mod_create``/``Py_mod_exec`` hold relocated function pointers, while
   ``Py_mod_gil`` and ``Py_mod_multiple_interpreters`` hold small unrelocated constants;
@@ -42,7 +45,7 @@ _KNOWN_SLOTS = _FUNCTION_SLOTS | frozenset(_CONSTANT_SLOTS)
 # Real arrays hold a few exec functions plus a few constants; a bound keeps a hostile
 # file from making the walk long.
 _MAX_ENTRIES = 64
-# m_slots is the fifth field after m_name (m_name, m_doc, m_size, m_methods, m_slots).
+# m_slots is four fields after m_name (m_name, m_doc, m_size, m_methods, m_slots).
 _M_SLOTS_AFTER_M_NAME = 4
 
 
@@ -98,23 +101,44 @@ def find_slot_arrays(image: BinaryImage) -> List[SlotArray]:
             walked[address] = entries
     if not walked:
         return []
-    name_offset = _M_SLOTS_AFTER_M_NAME * image.pointer_size
     definitions = {}
     for address, sources in relocations.referrers(set(walked)).items():
-        # The m_slots pointer of a PyModuleDef: m_name, four words earlier, is relocated too.
-        source = next((s for s in sorted(sources) if s - name_offset in relocations.locations), None)
+        source = next((s for s in sorted(sources) if _shaped_like_module_def(image, s, relocations.locations)), None)
         if source is not None:
             definitions[address] = source
+    name_offset = _M_SLOTS_AFTER_M_NAME * image.pointer_size
     names = relocations.targets_of({source - name_offset for source in definitions.values()})
     found = []
     for address, source in sorted(definitions.items()):
         name_pointer = names.get(source - name_offset)
+        name = None if name_pointer is None else image.c_string(name_pointer)
+        if name is None or not all(part.isidentifier() for part in name.split(".")):
+            continue
         offset = image.file_offset(address, 1)
         assert offset is not None
         # An entry is an int padded to pointer alignment plus a pointer: two words.
-        found.append(SlotArray(address, offset, 2 * image.pointer_size, tuple(walked[address]), source,
-                               None if name_pointer is None else image.c_string(name_pointer)))
+        found.append(SlotArray(address, offset, 2 * image.pointer_size, tuple(walked[address]), source, name))
     return found
+
+
+def _shaped_like_module_def(image: BinaryImage, m_slots: int, locations: FrozenSet[int]) -> bool:
+    """Whether the words around ``m_slots`` have the shape of a statically built PyModuleDef."""
+    word = image.pointer_size
+    # m_init, m_index, m_copy, m_name, m_doc, m_size, m_methods, m_slots, m_traverse, m_clear, m_free
+    first = m_slots - 7 * word
+    raw = image.read(first, 11 * word)
+    if raw is None:
+        return False
+    values = [int.from_bytes(raw[i * word:(i + 1) * word], image.byte_order, signed=True) for i in range(11)]
+    relocated = [first + i * word in locations for i in range(11)]
+    if any(values[i] or relocated[i] for i in (0, 1, 2)):  # PyModuleDef_HEAD_INIT's tail
+        return False
+    if not relocated[3]:  # m_name
+        return False
+    if relocated[5] or not -1 <= values[5] <= 1 << 24:  # m_size
+        return False
+    # m_doc, m_methods, m_traverse, m_clear, m_free: NULL or a relocated pointer.
+    return all(relocated[i] or values[i] == 0 for i in (4, 6, 8, 9, 10))
 
 
 def _candidates(image: BinaryImage, targets: List[int]) -> Set[int]:

@@ -1,0 +1,313 @@
+"""Session fixtures for the inspector: real binaries built once, and an import probe.
+
+Everything here builds or downloads real artefacts (gcc, Cython, pybind11, PyPI wheels) so
+that each static verdict can be checked against what a free-threaded interpreter does when
+it actually imports the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+HERE = Path(__file__).parent
+CSRC = HERE / "csrc"
+REPO = HERE.parent.parent
+DEFAULT_FT_PYTHON = Path.home() / ".cache/nogil-toolkit/cpython-3.13t/bin/python3.13t"
+GIL_313_PREFIX = Path("/root/.pyenv/versions/3.13.0")
+CACHE = Path(os.environ.get("NOGIL_TEST_CACHE", Path.home() / ".cache/nogil-toolkit/inspect-tests"))
+
+# A probe reports what the interpreter did; the static verdict is "declared" or not.
+PROBE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys, warnings
+    path, name = sys.argv[1], sys.argv[2]
+    sys.path[:0] = sys.argv[3:]
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            error = repr(exc)
+    messages = [str(w.message) for w in caught if "global interpreter lock" in str(w.message)]
+    print(json.dumps({"gil": sys._is_gil_enabled(), "warnings": messages, "error": error}))
+    """
+)
+
+
+def _is_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally, fail on CI: CI must exercise every check."""
+    if condition:
+        return
+    if _is_ci():
+        pytest.fail(f"required on CI: {why}")
+    pytest.skip(why)
+
+
+def _find_ft_python() -> Optional[str]:
+    candidate = os.environ.get("NOGIL_TEST_PYTHON")
+    if candidate and Path(candidate).exists():
+        return candidate
+    if DEFAULT_FT_PYTHON.exists():
+        return str(DEFAULT_FT_PYTHON)
+    finder = REPO / ".ci" / "provision_freethreaded.py"
+    if finder.exists():
+        out = subprocess.run([sys.executable, str(finder), "--find-only"], capture_output=True, text=True,
+                             check=False, timeout=120)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def ft_python() -> str:
+    python = _find_ft_python()
+    require(python is not None, "no free-threaded CPython found (set NOGIL_TEST_PYTHON)")
+    assert python is not None
+    return python
+
+
+@pytest.fixture(scope="session")
+def ft_include(ft_python: str) -> str:
+    out = subprocess.run([ft_python, "-I", "-c", "import sysconfig; print(sysconfig.get_path('include'))"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def ft_ext_suffix(ft_python: str) -> str:
+    out = subprocess.run([ft_python, "-I", "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+# -- import probe -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a fresh free-threaded interpreter did when importing one module."""
+
+    gil_enabled: bool
+    warned_for: List[str]
+    error: Optional[str]
+
+    def declared_not_used(self, name: str) -> Optional[bool]:
+        """True/False if the probe decides the module's declaration, None if inconclusive.
+
+        The GIL warning is issued once per process and names the module that triggered it,
+        so a warning about another module (a parent package's extension) decides nothing.
+        """
+        short = name.rsplit(".", 1)[-1]
+        mine = [w for w in self.warned_for if f"'{name}'" in w or f"'{short}'" in w]
+        if mine:
+            return False
+        if self.warned_for:
+            return None
+        if self.error is not None:
+            return None
+        return not self.gil_enabled
+
+
+def probe_import(ft_python: str, path: Path, name: str, extra_paths: List[str] = ()) -> ProbeResult:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_GIL", "PYTHONPATH", "PYTHONWARNINGS")}
+    out = subprocess.run(
+        [ft_python, "-I", "-W", "error::RuntimeWarning", "-c", PROBE_SCRIPT, str(path), name, *extra_paths],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        return ProbeResult(True, [], f"probe crashed: {out.stderr[-500:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return ProbeResult(data["gil"], data["warnings"], data["error"])
+
+
+@pytest.fixture(scope="session")
+def probe(ft_python: str):
+    def run(path: Path, name: str, extra_paths: List[str] = ()) -> ProbeResult:
+        return probe_import(ft_python, path, name, list(extra_paths))
+    return run
+
+
+# -- C fixtures -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltModule:
+    path: Path
+    name: str
+    """Importable module name (what PyInit_<name> says)."""
+    importable: bool
+    """Built against the free-threaded headers, so the 3.13t probe can import it."""
+
+
+def _gcc(args: List[str]) -> None:
+    result = subprocess.run(["gcc", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"gcc {' '.join(args)} failed:\n{result.stderr}")
+
+
+def _build_c(out_dir: Path, source: str, name: str, include: str, suffix: str, *,
+             defines: List[str] = (), opt: str = "-O2", link: List[str] = ()) -> Path:
+    target = out_dir / f"{name}{suffix}"
+    _gcc([opt, "-fPIC", "-shared", "-fvisibility=hidden", f"-I{include}", f"-DMODNAME_STR=\"{name}\"",
+          f"-DPYINIT=PyInit_{name}", *(f"-D{d}" for d in defines), str(CSRC / source), "-o", str(target),
+          *link])
+    return target
+
+
+@pytest.fixture(scope="session")
+def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str) -> Dict[str, BuiltModule]:
+    """Every C fixture, keyed by a short label; ``*_gil`` ones use the GIL 3.13 headers."""
+    require(shutil.which("gcc") is not None, "gcc is needed to build fixtures")
+    out = tmp_path_factory.mktemp("cmods")
+    built: Dict[str, BuiltModule] = {}
+
+    def add(label: str, source: str, name: str, include: str = ft_include, suffix: str = ft_ext_suffix,
+            importable: bool = True, **kwargs) -> None:
+        directory = out / label
+        directory.mkdir()
+        path = _build_c(directory, source, name, include, suffix, **kwargs)
+        built[label] = BuiltModule(path, name, importable)
+
+    add("multi_not_used", "multiphase.c", "multi_not_used", defines=["GIL_NOT_USED"])
+    add("multi_used", "multiphase.c", "multi_used", defines=["GIL_USED"])
+    add("multi_none", "multiphase.c", "multi_none")
+    add("multi_not_used_O0", "multiphase.c", "multi_not_used_o0", defines=["GIL_NOT_USED"], opt="-O0")
+    add("multi_not_used_O3", "multiphase.c", "multi_not_used_o3", defines=["GIL_NOT_USED"], opt="-O3")
+    add("multi_not_used_relr", "multiphase.c", "multi_relr", defines=["GIL_NOT_USED"],
+        link=["-Wl,-z,pack-relative-relocs"])
+    add("multi_none_relr", "multiphase.c", "multi_none_relr", link=["-Wl,-z,pack-relative-relocs"])
+    add("const_slots", "constslots.c", "const_slots")
+    add("single_setgil", "singlephase.c", "single_setgil", defines=["DECLARE"])
+    add("single_setgil_O0", "singlephase.c", "single_setgil_o0", defines=["DECLARE"], opt="-O0")
+    add("single_plain", "singlephase.c", "single_plain")
+    add("decoy", "decoy.c", "decoy")
+    add("marker", "marker.c", "marker_mod")
+    add("plainlib", "plainlib.c", "plainlib", suffix=".so", importable=False)
+    for label in ("multi_not_used", "multi_none", "single_setgil", "multi_not_used_O3"):
+        src = built[label]
+        stripped = out / f"{label}_stripped"
+        stripped.mkdir()
+        target = stripped / src.path.name
+        subprocess.run(["strip", "--strip-all", "-o", str(target), str(src.path)], check=True)
+        built[f"{label}_stripped"] = BuiltModule(target, src.name, src.importable)
+    gil_include = GIL_313_PREFIX / "include/python3.13"
+    if gil_include.exists():
+        add("gil_multi_not_used", "multiphase.c", "gil_multi_not_used", include=str(gil_include),
+            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False, defines=["GIL_NOT_USED"])
+        add("gil_multi_none", "multiphase.c", "gil_multi_none", include=str(gil_include),
+            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False)
+        add("gil_single_setgil", "singlephase.c", "gil_single_setgil", include=str(gil_include),
+            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False, defines=["DECLARE"])
+    return built
+
+
+@pytest.fixture(scope="session")
+def fake32_modules(tmp_path_factory) -> Dict[str, Path]:
+    """32-bit i386 imitations of multi-phase modules, linked without any 32-bit libc."""
+    out = tmp_path_factory.mktemp("fake32")
+    built = {}
+    for label, value in (("not_used", "(void*)1"), ("used", "(void*)0")):
+        obj = out / f"{label}.o"
+        so = out / f"fake32_{label}.so"
+        result = subprocess.run(["gcc", "-m32", "-O2", "-fPIC", "-ffreestanding", "-nostdinc", "-c",
+                                 f"-DGIL_VALUE={value}", str(CSRC / "fake32.c"), "-o", str(obj)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.skip(f"gcc cannot target i386 here: {result.stderr[-200:]}")
+        subprocess.run(["ld", "-m", "elf_i386", "-shared", "-o", str(so), str(obj)], check=True)
+        built[label] = so
+    return built
+
+
+# -- a free-threaded build environment (Cython, pybind11) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ft_venv(ft_python: str) -> Path:
+    """A cached 3.13t virtual environment with the generators installed."""
+    root = CACHE / "ft-venv"
+    python = root / "bin" / "python"
+    stamp = root / "installed.txt"
+    wanted = "cython>=3.1 pybind11>=3 setuptools"
+    if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
+        if root.exists():
+            shutil.rmtree(root)
+        subprocess.run([ft_python, "-m", "venv", str(root)], check=True)
+        result = subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted.split()],
+                                capture_output=True, text=True, check=False, timeout=600)
+        require(result.returncode == 0, f"pip install into the 3.13t venv failed: {result.stderr[-300:]}")
+        stamp.write_text(wanted)
+    return python
+
+
+@pytest.fixture(scope="session")
+def pybind11_213_include(ft_venv: Path) -> str:
+    """Headers of pybind11 2.13 (single-phase init with a run-time SetGIL flag)."""
+    target = CACHE / "pybind11-2.13"
+    include = target / "pybind11" / "include"
+    if not include.exists():
+        result = subprocess.run([str(ft_venv), "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                                 "pybind11==2.13.6"], capture_output=True, text=True, check=False, timeout=300)
+        require(result.returncode == 0, f"cannot install pybind11 2.13: {result.stderr[-300:]}")
+    return str(include)
+
+
+def build_with_setuptools(python: Path, directory: Path, setup_py: str, sources: Dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "setup.py").write_text(textwrap.dedent(setup_py))
+    for name, text in sources.items():
+        (directory / name).write_text(textwrap.dedent(text))
+    result = subprocess.run([str(python), "setup.py", "-q", "build_ext", "--inplace"], cwd=directory,
+                            capture_output=True, text=True, check=False, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"build in {directory} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
+def built_extension(directory: Path, name: str) -> Path:
+    matches = sorted(directory.glob(f"{name}.*.so"))
+    assert matches, f"no {name} extension in {directory}"
+    return matches[0]
+
+
+# -- real wheels ------------------------------------------------------------------------------
+
+
+def download_wheel(project: str, platform: str = "manylinux_2_28_x86_64") -> Optional[Path]:
+    """A cp313t wheel of ``project`` for ``platform``, cached across sessions."""
+    target = CACHE / "wheels" / platform
+    target.mkdir(parents=True, exist_ok=True)
+    normalized = project.replace("-", "_").lower()
+    existing = [p for p in target.glob("*.whl") if p.name.lower().startswith(normalized + "-")]
+    if existing:
+        return existing[0]
+    platforms = {
+        "manylinux_2_28_x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64",
+                                  "manylinux_2_28_x86_64", "manylinux1_x86_64", "manylinux_2_5_x86_64"],
+        "manylinux_2_28_aarch64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
+                                   "manylinux_2_28_aarch64"],
+    }.get(platform, [platform])
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.13", "--abi", "cp313t", "-d", str(target), project]
+    for name in platforms:
+        command += ["--platform", name]
+    subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    existing = [p for p in target.glob("*.whl") if p.name.lower().startswith(normalized + "-")]
+    return existing[0] if existing else None

@@ -1,0 +1,92 @@
+"""Verdicts for modules compiled from C here, each confirmed by a real 3.13t import."""
+
+from __future__ import annotations
+
+import pytest
+
+from nogil_toolkit.inspect import EvidenceKind, Verdict, inspect_binary
+
+EXPECTED = {
+    "multi_not_used": Verdict.NOT_USED,
+    "multi_used": Verdict.USED,
+    "multi_none": Verdict.UNDECLARED,
+    "multi_not_used_O0": Verdict.NOT_USED,
+    "multi_not_used_O3": Verdict.NOT_USED,
+    "multi_not_used_relr": Verdict.NOT_USED,
+    "multi_none_relr": Verdict.UNDECLARED,
+    "const_slots": Verdict.NOT_USED,
+    "single_setgil": Verdict.NOT_USED,
+    "single_setgil_O0": Verdict.NOT_USED,
+    "single_plain": Verdict.UNDECLARED,
+    "decoy": Verdict.UNDECLARED,
+    "marker": Verdict.NOT_USED,
+    "plainlib": Verdict.NOT_A_MODULE,
+    "multi_not_used_stripped": Verdict.NOT_USED,
+    "multi_none_stripped": Verdict.UNDECLARED,
+    "single_setgil_stripped": Verdict.NOT_USED,
+    "multi_not_used_O3_stripped": Verdict.NOT_USED,
+    "gil_multi_not_used": Verdict.NOT_USED,
+    "gil_multi_none": Verdict.UNDECLARED,
+    # PyUnstable_Module_SetGIL only exists with Py_GIL_DISABLED: the GIL build cannot declare.
+    "gil_single_setgil": Verdict.UNDECLARED,
+}
+DECIDING_KIND = {
+    "multi_not_used": EvidenceKind.SLOT,
+    "multi_used": EvidenceKind.SLOT,
+    "multi_none": EvidenceKind.SLOT_ARRAY,
+    "const_slots": EvidenceKind.SLOT,
+    "single_setgil": EvidenceKind.SET_GIL_IMPORT,
+    "single_plain": EvidenceKind.INIT_STYLE,
+    "decoy": EvidenceKind.INIT_STYLE,
+    "marker": EvidenceKind.MARKER,
+    "plainlib": EvidenceKind.NO_INIT_EXPORT,
+}
+
+
+@pytest.mark.parametrize("label", sorted(EXPECTED))
+def test_static_verdict(c_modules, label):
+    if label not in c_modules:
+        pytest.skip("GIL 3.13 headers not installed")
+    module = c_modules[label]
+    report = inspect_binary(module.path)
+    assert report.verdict is EXPECTED[label], report
+    assert report.format == "elf" and report.machine == "x86_64"
+    if label in DECIDING_KIND:
+        assert report.evidence[0].kind is DECIDING_KIND[label], report.evidence
+    if report.verdict is not Verdict.NOT_A_MODULE:
+        assert report.init_symbols == (f"PyInit_{module.name}",)
+
+
+def test_slot_evidence_points_at_the_gil_entry(c_modules):
+    module = c_modules["multi_not_used"]
+    report = inspect_binary(module.path)
+    slot = report.evidence[0]
+    data = module.path.read_bytes()
+    # The entry at the reported offset is {Py_mod_gil (4), padding, (void *)1}.
+    assert data[slot.offset:slot.offset + 16] == (4).to_bytes(4, "little") + bytes(4) + (1).to_bytes(8, "little")
+    assert "'multi_not_used'" in slot.detail
+
+
+def test_decoy_bytes_are_present_but_ignored(c_modules):
+    data = c_modules["decoy"].path.read_bytes()
+    assert (4).to_bytes(4, "little") + bytes(4) + (1).to_bytes(8, "little") + bytes(16) in data
+    report = inspect_binary(c_modules["decoy"].path)
+    assert report.verdict is Verdict.UNDECLARED
+    assert all(e.kind not in (EvidenceKind.SLOT, EvidenceKind.SLOT_ARRAY) for e in report.evidence)
+
+
+@pytest.mark.parametrize("label", sorted(EXPECTED))
+def test_static_verdict_agrees_with_import(c_modules, probe, label):
+    if label not in c_modules or not c_modules[label].importable:
+        pytest.skip("not importable by the free-threaded interpreter")
+    module = c_modules[label]
+    declared = probe(module.path, module.name).declared_not_used(module.name)
+    assert declared is not None, "probe was inconclusive"
+    assert declared == (EXPECTED[label] is Verdict.NOT_USED)
+    assert declared == (inspect_binary(module.path).verdict is Verdict.NOT_USED)
+
+
+@pytest.mark.parametrize("label, verdict", [("not_used", Verdict.NOT_USED), ("used", Verdict.USED)])
+def test_32bit_elf(fake32_modules, label, verdict):
+    report = inspect_binary(fake32_modules[label])
+    assert (report.machine, report.verdict) == ("i386", verdict), report
