@@ -8,7 +8,15 @@ static struct PyModuleDef multi_def;
 static PyObject *
 counter_bump(PyObject *self, PyObject *unused)
 {
+#if PY_VERSION_HEX >= 0x030B0000
     PyObject *module = PyType_GetModuleByDef(Py_TYPE(self), &multi_def);
+#else
+    PyObject *module = PyType_GetModule(Py_TYPE(self));
+    if (module != NULL && PyModule_GetDef(module) != &multi_def) {
+        PyErr_SetString(PyExc_TypeError, "module found by type has another def");
+        return NULL;
+    }
+#endif
     if (module == NULL) {
         return NULL;
     }
