@@ -1,0 +1,85 @@
+"""The generated shim and the marker it embeds (the compiled behaviour is tested in tests/plugin)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from nogil_toolkit import __version__
+from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.marker import MARKER_PREFIX, format_marker, iter_markers
+from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+
+
+def test_plan_names_follow_the_module() -> None:
+    plan = ShimPlan("pkg.sub._speedups", GilDeclaration.NOT_USED)
+    assert plan.init_symbol == "PyInit__speedups"
+    assert plan.rename_macro() == ("PyInit__speedups", "_nogil_toolkit_orig_PyInit__speedups")
+    assert plan.cython_macro() == ("CYTHON_FREETHREADING_COMPATIBLE", "1")
+    assert ShimPlan("m", GilDeclaration.USED).cython_macro() == ("CYTHON_FREETHREADING_COMPATIBLE", "0")
+
+
+def test_non_ascii_module_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="not an ASCII identifier"):
+        _ = ShimPlan("pkg.модуль", GilDeclaration.NOT_USED).init_symbol
+
+
+@pytest.mark.parametrize("declaration", list(GilDeclaration))
+def test_rendered_shim_uses_macro_names_never_numbers(declaration: GilDeclaration) -> None:
+    text = ShimPlan("pkg._x", declaration).render()
+    assert "${" not in text
+    assert f"slots[kept].value = {declaration.c_macro};" in text
+    assert f'"{format_marker("pkg._x", declaration, __version__)}"' in text
+    assert "#undef PyInit__x\n" in text
+    assert "{4," not in text.replace(" ", "")
+
+
+def test_write_shim_is_stable_for_incremental_builds(tmp_path: Path) -> None:
+    plan = ShimPlan("pkg._x", GilDeclaration.NOT_USED)
+    path = write_shim(plan, tmp_path)
+    assert path.name == "pkg._x.nogil_shim.c"
+    os.utime(path, (1, 1))
+    assert write_shim(plan, tmp_path) == path and path.stat().st_mtime == 1
+    changed = write_shim(ShimPlan("pkg._x", GilDeclaration.USED), tmp_path)
+    assert changed == path and path.stat().st_mtime > 1
+    assert write_shim(plan, tmp_path, cplusplus=True).suffix == ".cpp"
+
+
+def test_cplusplus_detection() -> None:
+    assert is_cplusplus(["a.c", "b.cpp"], None)
+    assert is_cplusplus(["a.c"], "c++")
+    assert not is_cplusplus(["a.c", "b.pyx"], None)
+
+
+def test_marker_round_trip_and_offsets() -> None:
+    text = format_marker("pkg._x", GilDeclaration.USED, "1.2.3").encode() + b"\0"
+    data = b"\x7fELF" + b"\0" * 10 + text + b"junk" + text
+    markers = list(iter_markers(data))
+    assert [(m.module, m.declaration, m.toolkit_version) for m in markers] == [("pkg._x", GilDeclaration.USED, "1.2.3")] * 2
+    assert markers[0].offset == 14 and data[markers[1].offset:].startswith(MARKER_PREFIX)
+
+
+@pytest.mark.parametrize("body", [b"module=x;gil=maybe;toolkit=1", b"module=x;toolkit=1", b"gil=used;toolkit=1",
+                                  b"module=x;gil=used;toolkit=1\xff", b"module=x;gil=used;toolkit=1"])
+def test_malformed_or_unterminated_markers_are_skipped(body: bytes) -> None:
+    assert list(iter_markers(MARKER_PREFIX + body)) == []
+
+
+@pytest.mark.parametrize("field", ["a;b", "a=b", 'a"b', "", "ä"])
+def test_marker_fields_that_would_break_the_format_are_refused(field: str) -> None:
+    with pytest.raises(ValueError):
+        format_marker(field, GilDeclaration.USED, "1")
+
+
+def test_random_bytes_around_markers_never_raise() -> None:
+    rng = random.Random(1234)
+    marker = format_marker("m", GilDeclaration.NOT_USED, "1").encode() + b"\0"
+    for _ in range(2000):
+        blob = bytearray(rng.randbytes(rng.randrange(0, 300)) + marker + rng.randbytes(rng.randrange(0, 50)))
+        for _ in range(rng.randrange(0, 4)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        for found in iter_markers(bytes(blob)):
+            assert found.declaration in GilDeclaration
