@@ -9,8 +9,8 @@ static evidence can mean:
 * pybind11 2.x (single-phase) imports ``PyUnstable_Module_SetGIL`` on every free-threaded
   build and calls it only if a run-time flag is set; pybind11 3.x (multi-phase) fills its
   slot array at run time. Neither leaves static evidence of the value.
-* PyO3 before 0.26 (single-phase) always calls ``PyUnstable_Module_SetGIL`` with a value
-  from a run-time field; newer PyO3 writes a static slot array.
+* PyO3 up to at least 0.26 (single-phase) always calls ``PyUnstable_Module_SetGIL`` with
+  a value from a run-time field; newer PyO3 (0.28 here) writes a static slot array.
 * nanobind 2.x calls ``PyUnstable_Module_SetGIL`` only when built ``FREE_THREADED``;
   nanobind 3.x allocates its slot array at run time.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, List, Optional, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage
 
@@ -67,47 +67,47 @@ _PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
 _CYTHON_FALLBACK = b"cython_function_or_method"
 # pybind11 internals ABI versions: 2.x used 1..6 (2.13 uses 4-6); 3.0 started at 7+.
 PYBIND11_FIRST_MULTI_PHASE_INTERNALS = 7
-# PyO3 switched #[pymodule] to a static multi-phase slot array in 0.26.
-PYO3_FIRST_MULTI_PHASE = (0, 26)
+_MAX_HITS_PER_REGION = 64
 
 
 def fingerprint(image: BinaryImage) -> Optional[Fingerprint]:
     """The first generator whose signature occurs in the image's read-only data."""
-    regions = [(s, image.file_offset(s.address, s.size)) for s in image.read_only_data()]
+    regions = [(start, start + s.size) for s in image.read_only_data()
+               for start in (image.file_offset(s.address, s.size),) if start is not None]
     for generator, literal, pattern in _PROBES:
-        for section, start in regions:
-            if start is None:
-                continue
-            hit = image.data.find(literal, start, start + section.size)
-            if hit < 0:
-                if generator is Generator.CYTHON:
-                    hit = image.data.find(_CYTHON_FALLBACK, start, start + section.size)
-                    if hit >= 0:
-                        return Fingerprint(generator, None, _CYTHON_FALLBACK.decode(), hit)
-                continue
-            window = bytes(image.data[hit:hit + 96])
-            version = None
-            if pattern is not None:
-                match = pattern.match(window)
-                if match is None:
-                    continue
-                version = ".".join(g.decode() for g in match.groups())
-            elif generator is Generator.PYO3:
+        for hit, match in _hits(image, regions, literal, pattern):
+            if generator is Generator.PYO3:
                 version = _find_pyo3_version(image, regions)
-            text = window.split(b"\0", 1)[0].decode("latin-1")
+            else:
+                version = ".".join(g.decode() for g in match.groups()) if match else None
+            text = bytes(image.data[hit:hit + 96]).split(b"\0", 1)[0].decode("latin-1")
             return Fingerprint(generator, version, text, hit)
+    for hit, _ in _hits(image, regions, _CYTHON_FALLBACK, None):
+        return Fingerprint(Generator.CYTHON, None, _CYTHON_FALLBACK.decode(), hit)
     return None
 
 
-def _find_pyo3_version(image: BinaryImage, regions: list) -> Optional[str]:
+def _hits(image: BinaryImage, regions: List[Tuple[int, int]], literal: bytes,
+          pattern: Optional["re.Pattern[bytes]"]) -> Iterator[Tuple[int, Optional["re.Match[bytes]"]]]:
+    """Offsets of ``literal`` in ``regions`` where ``pattern`` (if any) also matches.
+
+    Bounded per region: a signature that is there shows up among the first few hits, and a
+    crafted file must not turn the search quadratic.
+    """
+    for start, end in regions:
+        hit = image.data.find(literal, start, end)
+        for _ in range(_MAX_HITS_PER_REGION):
+            if hit < 0:
+                break
+            match = pattern.match(bytes(image.data[hit:hit + 96])) if pattern is not None else None
+            if pattern is None or match is not None:
+                yield hit, match
+            hit = image.data.find(literal, hit + 1, end)
+
+
+def _find_pyo3_version(image: BinaryImage, regions: List[Tuple[int, int]]) -> Optional[str]:
     """PyO3's version from a panic-location path (``.../pyo3-0.23.4/src/...``)."""
-    for section, start in regions:
-        if start is None:
-            continue
-        hit = image.data.find(b"pyo3-", start, start + section.size)
-        while hit >= 0:
-            match = _PYO3_VERSION.match(bytes(image.data[hit:hit + 24]))
-            if match:
-                return match.group(1).decode()
-            hit = image.data.find(b"pyo3-", hit + 5, start + section.size)
+    for _hit, match in _hits(image, regions, b"pyo3-", _PYO3_VERSION):
+        assert match is not None
+        return match.group(1).decode()
     return None

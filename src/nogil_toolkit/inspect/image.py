@@ -8,11 +8,12 @@ serves every platform and a new format is one new reader.
 from __future__ import annotations
 
 import bisect
+import mmap
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
-Buffer = Union[bytes, bytearray, memoryview, "mmap.mmap"]  # noqa: F821 (mmap only for typing)
+Buffer = Union[bytes, bytearray, mmap.mmap]
 
 
 class MalformedBinary(Exception):

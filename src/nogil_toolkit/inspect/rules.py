@@ -14,7 +14,6 @@ from typing import List, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.generators import (
     PYBIND11_FIRST_MULTI_PHASE_INTERNALS,
-    PYO3_FIRST_MULTI_PHASE,
     Fingerprint,
     Generator,
 )
@@ -187,16 +186,7 @@ def _why_no_slots(facts: Observations, fp: Optional[Fingerprint]) -> str:
         return "pybind11 3.x fills its module slot array at run time; its declaration is not in the file"
     if fp is not None and fp.generator is Generator.NANOBIND:
         return "nanobind allocates its module slot array at run time; its declaration is not in the file"
-    if fp is not None and fp.generator is Generator.PYO3 and not _pyo3_static_slots(fp):
-        return "this PyO3 version builds its module definition at run time"
     return "the module's slot array is built at run time or could not be verified"
-
-
-def _pyo3_static_slots(fp: Fingerprint) -> bool:
-    if fp.version is None:
-        return True
-    parts = tuple(int(p) for p in fp.version.split(".")[:2])
-    return parts >= PYO3_FIRST_MULTI_PHASE
 
 
 def _generator_evidence(fp: Fingerprint) -> Evidence:

@@ -1,0 +1,116 @@
+"""Helpers shared by the inspector's tests (kept out of conftest.py so tests can import them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+CACHE = Path(os.environ.get("NOGIL_TEST_CACHE", Path.home() / ".cache/nogil-toolkit/inspect-tests"))
+
+# A probe reports what the interpreter did; the static verdict is "declared" or not.
+PROBE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys, warnings
+    path, name = sys.argv[1], sys.argv[2]
+    sys.path[:0] = sys.argv[3:]
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            error = repr(exc)
+    messages = [str(w.message) for w in caught if "global interpreter lock" in str(w.message)]
+    print(json.dumps({"gil": sys._is_gil_enabled(), "warnings": messages, "error": error}))
+    """
+)
+
+
+def _is_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally, fail on CI: CI must exercise every check."""
+    if condition:
+        return
+    if _is_ci():
+        pytest.fail(f"required on CI: {why}")
+    pytest.skip(why)
+
+
+# -- import probe -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a fresh free-threaded interpreter did when importing one module."""
+
+    gil_enabled: bool
+    warned_for: List[str]
+    error: Optional[str]
+
+    def declared_not_used(self, name: str) -> Optional[bool]:
+        """True/False if the probe decides the module's declaration, None if inconclusive.
+
+        The GIL warning is issued once per process and names the module that triggered it,
+        so a warning about another module (a parent package's extension) decides nothing.
+        """
+        short = name.rsplit(".", 1)[-1]
+        mine = [w for w in self.warned_for if f"'{name}'" in w or f"'{short}'" in w]
+        if mine:
+            return False
+        if self.warned_for:
+            return None
+        if self.error is not None:
+            return None
+        return not self.gil_enabled
+
+
+def probe_import(ft_python: str, path: Path, name: str, extra_paths: List[str] = ()) -> ProbeResult:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_GIL", "PYTHONPATH", "PYTHONWARNINGS")}
+    out = subprocess.run(
+        [ft_python, "-I", "-W", "error::RuntimeWarning", "-c", PROBE_SCRIPT, str(path), name, *extra_paths],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        return ProbeResult(True, [], f"probe crashed: {out.stderr[-500:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return ProbeResult(data["gil"], data["warnings"], data["error"])
+
+
+# -- real wheels ------------------------------------------------------------------------------
+
+
+def download_wheel(project: str, platform: str = "manylinux_2_28_x86_64") -> Optional[Path]:
+    """A cp313t wheel of ``project`` for ``platform``, cached across sessions."""
+    target = CACHE / "wheels" / platform
+    target.mkdir(parents=True, exist_ok=True)
+    normalized = project.replace("-", "_").lower()
+    existing = [p for p in target.glob("*.whl") if p.name.lower().startswith(normalized + "-")]
+    if existing:
+        return existing[0]
+    platforms = {
+        "manylinux_2_28_x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64",
+                                  "manylinux_2_28_x86_64", "manylinux1_x86_64", "manylinux_2_5_x86_64"],
+        "manylinux_2_28_aarch64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
+                                   "manylinux_2_28_aarch64"],
+    }.get(platform, [platform])
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.13", "--abi", "cp313t", "-d", str(target), project]
+    for name in platforms:
+        command += ["--platform", name]
+    subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    existing = [p for p in target.glob("*.whl") if p.name.lower().startswith(normalized + "-")]
+    return existing[0] if existing else None
