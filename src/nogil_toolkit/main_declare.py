@@ -1,0 +1,233 @@
+"""``nogil-toolkit declare``: edit the GIL declaration in ``pyproject.toml`` from the command line.
+
+A thin shell over :mod:`nogil_toolkit.pyproject_edit`: it turns options into
+:class:`~nogil_toolkit.pyproject_edit.DeclarationChange` values, checks the result with the
+same validator the build uses, and writes the file atomically (or shows the diff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nogil_toolkit.config import ConfigError, find_pyproject, parse_config
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info
+from nogil_toolkit.pyproject_edit import (
+    FREE_THREADING_PREFIX,
+    DeclarationChange,
+    DeclareError,
+    FreeThreadingLevel,
+    TomlSyntaxError,
+    declare_in_text,
+    parse_toml,
+    write_atomically,
+)
+
+DESCRIPTION = """\
+Declare in pyproject.toml which extension modules run without the GIL.
+
+Edits [tool.nogil] (and, with --classifier, [project].classifiers) in place: comments, blank
+lines, quoting and key order outside the edited keys are kept byte for byte, and an existing
+dotted-key or inline-table [tool.nogil] keeps its style. The result is validated like the
+build validates it before anything is written, and the file is replaced atomically.
+"""
+
+EPILOG = """\
+examples:
+  nogil-toolkit declare --thread-safe true
+  nogil-toolkit declare --module 'pkg._legacy=false' --module 'pkg.vendored.*=false'
+  nogil-toolkit declare --unset-module pkg._legacy --classifier stable
+  nogil-toolkit declare --project ../other --thread-safe false --dry-run
+  nogil-toolkit declare --show          # print the current declaration as JSON
+
+--show prints one JSON object on stdout:
+  {"pyproject": PATH, "thread-safe": true|false|null,
+   "modules": {NAME: true|false, ...}, "classifier": CLASSIFIER|null}
+
+exit status:
+  0  the file was updated, or already said what was asked (nothing written)
+  1  the edit was refused (dynamic classifiers, a result that would not validate)
+     or the file could not be written; the file is unchanged
+  2  usage error: bad options, no pyproject.toml, or a file that is not valid TOML
+"""
+
+_BOOLEANS = {"true": True, "false": False}
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "declare", help="set the GIL declaration in pyproject.toml",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", metavar="PATH", default=".",
+                        help="project directory or pyproject.toml file (default: the current directory)")
+    package = parser.add_argument_group("package default")
+    default = package.add_mutually_exclusive_group()
+    default.add_argument("--thread-safe", metavar="{true,false}", type=_boolean,
+                         help="set [tool.nogil].thread-safe: the declaration of every extension module")
+    default.add_argument("--unset-thread-safe", action="store_true",
+                         help="remove [tool.nogil].thread-safe (modules without an override keep their sources' "
+                              "declaration)")
+    modules = parser.add_argument_group("per-module overrides")
+    modules.add_argument("--module", metavar="NAME=true|false", action="append", default=[], type=_module_override,
+                         help='set an override in [tool.nogil.modules]; NAME is a dotted module name or a glob '
+                              '("pkg.vendored.*"); repeatable')
+    modules.add_argument("--unset-module", metavar="NAME", action="append", default=[], type=_module_removal,
+                         help="remove an override (and the [tool.nogil.modules] table once empty); repeatable")
+    metadata = parser.add_argument_group("metadata")
+    metadata.add_argument("--classifier", metavar="LEVEL", type=_level,
+                          help=f'add "{FREE_THREADING_PREFIX}<level>" to [project].classifiers, replacing any other '
+                               f"level; LEVEL is one of {FreeThreadingLevel.choices()}")
+    output = parser.add_argument_group("output")
+    output.add_argument("--dry-run", action="store_true",
+                        help="write nothing; print the unified diff on stdout (with --show: the JSON instead)")
+    output.add_argument("--show", action="store_true",
+                        help="print the resulting declaration as JSON on stdout (see below)")
+    parser.set_defaults(handler=run)
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+
+
+def _module_override(text: str) -> DeclarationChange:
+    name, separator, value = text.rpartition("=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=true or NAME=false, got {text!r}")
+    if value.strip().lower() not in _BOOLEANS:
+        raise argparse.ArgumentTypeError(f"expected NAME=true or NAME=false, got {text!r}")
+    try:
+        return DeclarationChange.module(name.strip(), _BOOLEANS[value.strip().lower()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
+
+
+def _module_removal(name: str) -> DeclarationChange:
+    try:
+        return DeclarationChange.module(name.strip(), None)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _level(text: str) -> FreeThreadingLevel:
+    try:
+        return FreeThreadingLevel.from_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def requested_changes(args: argparse.Namespace) -> list[DeclarationChange]:
+    """The changes the options ask for, in a fixed order; ValueError for contradictions."""
+    changes: dict[tuple[str, ...], DeclarationChange] = {}
+
+    def add(change: DeclarationChange) -> None:
+        earlier = changes.setdefault(change.key, change)
+        if earlier != change:
+            raise ValueError(f"conflicting requests for {change.dotted_key}")
+
+    if args.thread_safe is not None or args.unset_thread_safe:
+        add(DeclarationChange.thread_safe(args.thread_safe))
+    for change in (*args.module, *args.unset_module):
+        add(change)
+    if args.classifier is not None:
+        add(DeclarationChange.classifier(args.classifier))
+    return list(changes.values())
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        changes = requested_changes(args)
+    except ValueError as exc:
+        error(str(exc), "command line")
+        return EXIT_USAGE
+    if not changes and not args.show:
+        error("nothing to declare: give --thread-safe, --unset-thread-safe, --module, --unset-module, "
+              "--classifier or --show", "command line")
+        return EXIT_USAGE
+    path = find_pyproject(args.project)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        error("no pyproject.toml found", str(path))
+        return EXIT_USAGE
+    except (OSError, UnicodeDecodeError) as exc:
+        error(f"cannot read pyproject.toml: {exc}", str(path))
+        return EXIT_USAGE
+    return _declare(path, text, changes, args)
+
+
+def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argparse.Namespace) -> int:
+    try:
+        new_text = declare_in_text(text, changes)
+    except TomlSyntaxError as exc:
+        error(f"refusing to edit a file that is {exc.message}", _place(path, exc))
+        return EXIT_USAGE
+    except DeclareError as exc:
+        error(exc.message, _place(path, exc))
+        return EXIT_FAILURE
+    _note_invalid_before(text, path)
+    try:
+        parse_config(new_text, path)
+    except ConfigError as exc:
+        error("refusing to write a [tool.nogil] that does not validate; nothing was written", str(path))
+        info("\n".join(f"  {problem}" for problem in exc.problems))
+        return EXIT_FAILURE
+    before, after = parse_toml(text), parse_toml(new_text)
+    for change in changes:
+        summary = change.describe(before, after)
+        if summary:
+            info(summary)
+    if new_text == text:
+        info(f"{path}: no change needed, nothing written")
+    elif args.dry_run:
+        if not args.show:
+            sys.stdout.write(_diff(text, new_text, path))
+        info("dry run: nothing written")
+    else:
+        try:
+            write_atomically(path, new_text)
+        except OSError as exc:
+            error(f"cannot write pyproject.toml, it was left unchanged: {exc}", str(path))
+            return EXIT_FAILURE
+    if args.show:
+        print(json.dumps(_shown(path, after), indent=2))
+    return EXIT_OK
+
+
+def _place(path: Path, exc: DeclareError) -> str:
+    return f"{path}:{exc.where}" if exc.where else str(path)
+
+
+def _note_invalid_before(text: str, path: Path) -> None:
+    """An invalid declaration that the edit fixes is worth knowing about, not an error."""
+    try:
+        parse_config(text, path)
+    except ConfigError as exc:
+        info("note: the existing [tool.nogil] did not validate:")
+        info("\n".join(f"  {problem}" for problem in exc.problems))
+
+
+def _diff(old: str, new: str, path: Path) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        fromfile=f"{path} (current)", tofile=f"{path} (declared)"))
+
+
+def _shown(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    """What --show prints; the document has validated, so the tables have their types."""
+    tool = document.get("tool")
+    nogil = tool.get("nogil", {}) if isinstance(tool, dict) else {}
+    project = document.get("project")
+    classifiers = project.get("classifiers", []) if isinstance(project, dict) else []
+    return {
+        "pyproject": str(path.resolve()),
+        "thread-safe": nogil.get("thread-safe"),
+        "modules": nogil.get("modules", {}),
+        "classifier": next((c for c in classifiers if c.startswith(FREE_THREADING_PREFIX)), None),
+    }
+
