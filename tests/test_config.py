@@ -75,7 +75,7 @@ def test_every_problem_is_reported_with_line_and_column() -> None:
     )
     assert problems(text) == [
         "pyproject.toml:5:1: tool.nogil.thread_safe: unknown key (did you mean 'thread-safe'?); "
-        "known keys: thread-safe, modules",
+        "known keys: thread-safe, modules, check",
         'pyproject.toml:6:3: tool.nogil.thread-safe: expected a boolean (true or false), got string "yes"',
         'pyproject.toml:8:1: tool.nogil.modules."pkg.a": expected a boolean (true or false), got integer 1',
         'pyproject.toml:9:1: tool.nogil.modules."pkg..b": expected a dotted module name (pkg.mod) or a glob '
@@ -123,3 +123,22 @@ def test_unmatched_overrides_are_listed_with_what_the_build_produces() -> None:
         "(it builds: pkg.fast, pkg.slow)",
     ]
     assert unmatched_overrides_error(config, ["pkg.fast", "pkg.gone.x", "pkg.typo"]) is None
+
+
+def test_check_policy_table() -> None:
+    config = parse_config('[tool.nogil.check]\nmode = "unsafe-nogil"\n'
+                          '[tool.nogil.check.allow]\n"legacy._c" = "audited: one lock"\n"vendor.*" = " ok "\n', PATH)
+    assert config is not None and config.thread_safe is None
+    assert config.check.mode == "unsafe-nogil"
+    assert [(r.pattern, r.reason, r.line) for r in config.check.allow] == [
+        ("legacy._c", "audited: one lock", 4), ("vendor.*", "ok", 5)]
+    assert config.check.allow[1].matches("vendor.x._y") and not config.check.allow[0].matches("legacy._d")
+
+
+def test_check_policy_errors() -> None:
+    assert problems('[tool.nogil.check]\nmode = "strict"\nallow = { "a.b" = "" }\nallowed = 1\n') == [
+        "pyproject.toml:4:1: tool.nogil.check.allowed: unknown key (did you mean 'allow'?); known keys: mode, allow",
+        "pyproject.toml:2:1: tool.nogil.check.mode: expected one of 'gil', 'nogil', 'unsafe-nogil', got string \"strict\"",
+        'pyproject.toml:3:11: tool.nogil.check.allow."a.b": expected a non-empty string saying why the module is '
+        'accepted, got string ""',
+    ]

@@ -9,6 +9,10 @@
     "pkg._legacy" = false         # exact dotted module name
     "pkg.vendored.*" = false      # or a glob (fnmatch syntax)
 
+    [tool.nogil.check]            # policy of nogil-check-env for this project's environment
+    mode = "nogil"
+    allow = { "legacy._c" = "audited: all state behind one lock" }
+
 Semantics: an exact name beats any pattern; among patterns the most specific (most literal
 characters) wins. A module that neither an override nor ``thread-safe`` covers gets no
 declaration at all: the build leaves it exactly as its sources wrote it, and CPython's own
@@ -38,7 +42,9 @@ else:  # pragma: no cover - exercised on the 3.9/3.10 CI interpreters
     import tomli as tomllib
 
 TABLE = ("tool", "nogil")
-KNOWN_KEYS = ("thread-safe", "modules")
+KNOWN_KEYS = ("thread-safe", "modules", "check")
+CHECK_KEYS = ("mode", "allow")
+CHECK_MODES = ("gil", "nogil", "unsafe-nogil")
 _GLOB_CHARS = frozenset("*?[")
 _NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -91,12 +97,33 @@ class ModuleOverride:
 
 
 @dataclass(frozen=True)
+class AllowRule:
+    """A module (name or glob) accepted by the environment check although it needs the GIL."""
+
+    pattern: str
+    reason: str
+    line: Optional[int] = None
+
+    def matches(self, module: str) -> bool:
+        return fnmatch.fnmatchcase(module, self.pattern)
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    """``[tool.nogil.check]``: the environment check's mode and accepted modules."""
+
+    mode: Optional[str] = None
+    allow: tuple[AllowRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class NogilConfig:
     """What a project declared in ``[tool.nogil]``."""
 
     path: Path
     thread_safe: Optional[bool] = None
     overrides: tuple[ModuleOverride, ...] = field(default_factory=tuple)
+    check: CheckPolicy = field(default_factory=CheckPolicy)
 
     def declaration_for(self, module: str) -> Optional[GilDeclaration]:
         """The declaration to compile into ``module``; ``None`` leaves the module untouched.
@@ -149,7 +176,7 @@ def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line, column = _decode_error_position(exc)
+        line, column = decode_error_position(exc)
         raise ConfigError([ConfigProblem(path, "pyproject.toml", f"is not valid TOML: {exc}", line, column)]) from exc
     table = document.get("tool", {}).get("nogil") if isinstance(document.get("tool"), dict) else None
     if table is None:
@@ -157,7 +184,7 @@ def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
     return _Validator(text, path).config(table)
 
 
-def _decode_error_position(exc: Exception) -> tuple[Optional[int], Optional[int]]:
+def decode_error_position(exc: Exception) -> tuple[Optional[int], Optional[int]]:
     line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
     if line is None:  # tomli < 2.1 and tomllib < 3.14 only put it in the message
         match = re.search(r"line (\d+), column (\d+)", str(exc))
@@ -205,9 +232,42 @@ class _Validator:
         if thread_safe is not None and not isinstance(thread_safe, bool):
             self.problem((*TABLE, "thread-safe"), f"expected a boolean (true or false), got {_describe(thread_safe)}")
         overrides = self.overrides(table.get("modules", {}))
+        check = self.check(table.get("check", {}))
         if self.problems:
             raise ConfigError(self.problems)
-        return NogilConfig(self.path, thread_safe, overrides)
+        return NogilConfig(self.path, thread_safe, overrides, check)
+
+    def check(self, table: Any) -> CheckPolicy:
+        keys = (*TABLE, "check")
+        if not isinstance(table, dict):
+            self.problem(keys, f"expected a table, got {_describe(table)}")
+            return CheckPolicy()
+        for key in table:
+            if key not in CHECK_KEYS:
+                self.problem((*keys, key), f"unknown key{_did_you_mean(key, CHECK_KEYS)}; "
+                             f"known keys: {', '.join(CHECK_KEYS)}")
+        mode = table.get("mode")
+        if mode is not None and mode not in CHECK_MODES:
+            self.problem((*keys, "mode"), f"expected one of {', '.join(repr(m) for m in CHECK_MODES)}, "
+                         f"got {_describe(mode)}")
+            mode = None
+        allow = table.get("allow", {})
+        if not isinstance(allow, dict):
+            self.problem((*keys, "allow"), 'expected a table of module names to reasons, like '
+                         f'"pkg.mod" = "audited: ...", got {_describe(allow)}')
+            return CheckPolicy(mode)
+        rules = []
+        for name, reason in allow.items():
+            where = (*keys, "allow", name)
+            if not is_module_pattern(name):
+                self.problem(where, f'expected a dotted module name (pkg.mod) or a glob (pkg.*), got "{name}"')
+            elif not isinstance(reason, str) or not reason.strip():
+                self.problem(where, "expected a non-empty string saying why the module is accepted, "
+                             f"got {_describe(reason)}")
+            else:
+                position = locate(self.text, where)
+                rules.append(AllowRule(name, reason.strip(), position[0] if position else None))
+        return CheckPolicy(mode, tuple(rules))
 
     def overrides(self, modules: Any) -> tuple[ModuleOverride, ...]:
         keys = (*TABLE, "modules")
@@ -218,7 +278,7 @@ class _Validator:
         result = []
         for name, value in modules.items():
             where = (*keys, name)
-            if not _is_module_pattern(name):
+            if not is_module_pattern(name):
                 self.problem(where, "expected a dotted module name (pkg.mod) or a glob (pkg.*), "
                              f'got "{name}"')
             elif not isinstance(value, bool):
@@ -229,7 +289,7 @@ class _Validator:
         return tuple(result)
 
 
-def _is_module_pattern(name: str) -> bool:
+def is_module_pattern(name: str) -> bool:
     parts = name.split(".")
     return all(_NAME_PART.fullmatch(p) or (p and not _GLOB_CHARS.isdisjoint(p) and " " not in p) for p in parts)
 

@@ -28,9 +28,9 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import DottedKey, InlineTable, Key, KeyType, SingleKey, Table
 from tomlkit.toml_document import TOMLDocument
 
-# Private helpers of config.py, reused so `declare` accepts exactly the names and reports
-# exactly the positions that the configuration loader does.
-from nogil_toolkit.config import KNOWN_KEYS, TABLE, _decode_error_position, _is_module_pattern
+# Shared with config.py so that `declare` accepts exactly the names and reports exactly the
+# positions that the configuration loader does.
+from nogil_toolkit.config import KNOWN_KEYS, TABLE, decode_error_position, is_module_pattern
 from nogil_toolkit.tomlpos import locate
 
 if sys.version_info >= (3, 11):
@@ -110,7 +110,7 @@ class DeclarationChange:
     @classmethod
     def module(cls, name: str, value: Optional[bool]) -> DeclarationChange:
         """Raises ValueError for a name the configuration loader would reject."""
-        if not _is_module_pattern(name):
+        if not is_module_pattern(name):
             raise ValueError(f"expected a dotted module name (pkg.mod) or a glob (pkg.*), got {name!r}")
         return cls((*MODULES_KEY, name), value)
 
@@ -142,7 +142,7 @@ def parse_toml(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line, column = _decode_error_position(exc)
+        line, column = decode_error_position(exc)
         raise TomlSyntaxError(f"not valid TOML: {exc}", line, column) from exc
 
 
