@@ -77,12 +77,14 @@ class ElfSymbol:
 
 @dataclass(frozen=True)
 class ElfRelocation:
-    """One dynamic relocation; ``addend`` is ``None`` for REL entries (implicit addend)."""
+    """One dynamic relocation; ``addend`` is ``None`` for REL and RELR entries (implicit addend)."""
 
     offset: int
     type: int
     symbol_index: int
     addend: Optional[int]
+    packed: bool = False
+    """From a RELR table: a base-relative fix-up stored as a bitmap, not as an entry."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ class ElfReader:
         result: List[ElfRelocation] = []
         for header in self._relocation_sections():
             if header.type == SHT_RELR:
-                result.extend(ElfRelocation(o, relative_type, 0, None) for o in self._relr_offsets(header))
+                result.extend(ElfRelocation(o, relative_type, 0, None, packed=True) for o in self._relr_offsets(header))
                 continue
             offsets, infos, addends = self._table_columns(header)
             for index, (offset, info) in enumerate(zip(offsets, infos)):
