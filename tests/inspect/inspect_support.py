@@ -106,6 +106,7 @@ def download_wheel(project: str, platform: str = "manylinux_2_28_x86_64") -> Opt
                                   "manylinux_2_28_x86_64", "manylinux1_x86_64", "manylinux_2_5_x86_64"],
         "manylinux_2_28_aarch64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
                                    "manylinux_2_28_aarch64"],
+        "macosx_10_13_x86_64": ["macosx_10_9_x86_64", "macosx_10_12_x86_64", "macosx_10_13_x86_64"],
     }.get(platform, [platform])
     command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                "--python-version", "3.13", "--abi", "cp313t", "-d", str(target), project]

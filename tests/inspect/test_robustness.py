@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import random
 import struct
+import zipfile
 
 import pytest
+
+from inspect_support import download_wheel, require
 
 from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_binary, inspect_bytes
 
@@ -112,6 +115,25 @@ def test_fuzzed_real_binaries_never_raise(c_modules):
         assert report.verdict is not Verdict.UNKNOWN or report.reason
         verdicts.add(report.verdict)
     assert Verdict.UNKNOWN in verdicts and Verdict.NOT_USED in verdicts
+
+
+def test_fuzzed_pe_and_macho_never_raise():
+    seeds = []
+    for platform in ("win_amd64", "macosx_11_0_arm64", "macosx_10_13_x86_64"):
+        wheel = download_wheel("markupsafe", platform)
+        require(wheel is not None, f"cannot download markupsafe for {platform}")
+        with zipfile.ZipFile(wheel) as archive:
+            seeds += [archive.read(n) for n in archive.namelist() if n.endswith((".so", ".pyd"))]
+    rng = random.Random(SEED)
+    for _ in range(1500):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 32)):
+            position = rng.randrange(min(len(data), 8192))  # headers, load commands, tables
+            data[position] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[:rng.randrange(len(data))]
+        report = inspect_bytes(bytes(data), "fuzz.so")
+        assert report.verdict is not Verdict.UNKNOWN or report.reason
 
 
 def test_random_bytes_never_declare(c_modules):

@@ -1,10 +1,11 @@
 """A focused Mach-O reader for macOS extension modules (thin or universal).
 
-It reads segments and sections, and the symbol table for exported ``_PyInit_*`` and
-imported ``_PyUnstable_Module_SetGIL``/``_PyModuleDef_Init``. Pointer fix-ups on modern
-macOS are chained fixups encoded inside the pointers themselves; this reader does not
-decode them, so it reports no relocations and the rules never trust slot-shaped data here:
-Mach-O verdicts come from the marker, the ``SetGIL`` import, or the init style.
+It reads segments and sections, the symbol table for exported ``_PyInit_*`` and imported
+``_PyUnstable_Module_SetGIL``/``_PyModuleDef_Init``, and the rebase opcodes of
+``LC_DYLD_INFO``: each rebase names a pointer slot, and the file holds the pointer's
+unslid target, which is what slot-array verification needs. Binaries that use chained
+fixups instead (``LC_DYLD_CHAINED_FIXUPS``, newer deployment targets) get no relocation
+reader, so the rules never trust slot-shaped data there.
 
 A universal binary is judged by its first slice: wheels build every slice from the same
 sources with the same flags, so the declaration does not differ between them.
@@ -13,9 +14,9 @@ sources with the same flags, so the declaration does not differ between them.
 from __future__ import annotations
 
 import struct
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Section
+from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
 from nogil_toolkit.marker import MACHO_SEGMENT_SECTION
 
 _THIN = {b"\xcf\xfa\xed\xfe": ("<", True), b"\xce\xfa\xed\xfe": ("<", False),
@@ -23,6 +24,7 @@ _THIN = {b"\xcf\xfa\xed\xfe": ("<", True), b"\xce\xfa\xed\xfe": ("<", False),
 _FAT = (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf")
 _CPU = {0x01000007: "x86_64", 0x0100000C: "arm64", 7: "i386", 12: "arm", 0x0200000C: "arm64_32"}
 _LC_SEGMENT, _LC_SYMTAB, _LC_SEGMENT_64 = 0x1, 0x2, 0x19
+_LC_DYLD_INFO, _LC_DYLD_INFO_ONLY = 0x22, 0x80000022
 _N_STAB, _N_TYPE, _N_EXT, _N_UNDF, _N_SECT = 0xE0, 0x0E, 0x01, 0x0, 0x0E
 _ZEROFILL_TYPES = {0x1, 0xC, 0x12}
 _S_ATTR_INSTRUCTIONS = 0x80000000 | 0x400
@@ -65,14 +67,19 @@ def load(data: Buffer) -> BinaryImage:
         raise MalformedBinary(f"Mach-O header claims {ncmds} load commands")
     position = 32 if is64 else 28
     sections: List[Section] = []
+    segments: List[Tuple[int, int]] = []
     exports: Tuple[str, ...] = ()
     imports: frozenset = frozenset()
     marker = None
+    rebase: Optional[Tuple[int, int]] = None
     for _ in range(ncmds):
         command, size = struct.unpack_from(end + "II", data, position)
         if size < 8:
             raise MalformedBinary("Mach-O load command with size < 8")
+        if command in (_LC_DYLD_INFO, _LC_DYLD_INFO_ONLY):
+            rebase = struct.unpack_from(end + "II", data, position + 8)
         if command in (_LC_SEGMENT, _LC_SEGMENT_64):
+            segments.append(_segment_range(data, position, end, command == _LC_SEGMENT_64))
             for section in _segment_sections(data, position, end, command == _LC_SEGMENT_64):
                 sections.append(section[0])
                 if section[1] == MACHO_SEGMENT_SECTION and section[0].in_file:
@@ -83,9 +90,88 @@ def load(data: Buffer) -> BinaryImage:
     image = BinaryImage(format="macho", machine=_CPU.get(cputype, f"cpu-{cputype:#x}"),
                         pointer_size=8 if is64 else 4, byte_order="little" if end == "<" else "big",
                         data=data, exports=exports, imports=imports, sections=sections, relocation_reader=None)
+    if rebase is not None and rebase[1]:
+        opcodes = bytes(data[rebase[0]:rebase[0] + rebase[1]])
+        if len(opcodes) != rebase[1]:
+            raise MalformedBinary("Mach-O rebase opcodes beyond end of file")
+        image.relocation_reader = lambda: _rebases(image, opcodes, segments)
     if marker is not None:
         image.marker_data = image.read(marker.address, marker.size)
     return image
+
+
+def _segment_range(data: Buffer, position: int, end: str, is64: bool) -> Tuple[int, int]:
+    """(vmaddr, vmsize) of a segment command."""
+    return struct.unpack_from(end + ("QQ" if is64 else "II"), data, position + 24)
+
+
+def _uleb(opcodes: bytes, position: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(opcodes) or shift > 63:
+            raise MalformedBinary("Mach-O rebase opcodes: bad ULEB128")
+        byte = opcodes[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
+
+
+def _rebases(image: BinaryImage, opcodes: bytes, segments: List[Tuple[int, int]]) -> Relocations:
+    """Run the ``LC_DYLD_INFO`` rebase program: every pointer slot the loader slides."""
+    word = image.pointer_size
+    locations: List[int] = []
+    segment = offset = position = 0
+    # A corrupt program could ask for 2**64 rebases; real ones stay inside their segment.
+    budget = sum(size for _, size in segments) // word + 1
+
+    def emit(count: int, step: int) -> None:
+        nonlocal offset, budget
+        if not 0 <= segment < len(segments) or count > budget:
+            raise MalformedBinary("Mach-O rebase outside any segment")
+        budget -= count
+        for _ in range(count):
+            locations.append(segments[segment][0] + offset)
+            offset += step
+
+    while position < len(opcodes):
+        opcode, immediate = opcodes[position] & 0xF0, opcodes[position] & 0x0F
+        position += 1
+        if opcode == 0x00:  # REBASE_OPCODE_DONE
+            break
+        if opcode == 0x10:  # SET_TYPE_IMM (only pointer rebases exist in practice)
+            continue
+        if opcode == 0x20:  # SET_SEGMENT_AND_OFFSET_ULEB
+            segment = immediate
+            offset, position = _uleb(opcodes, position)
+        elif opcode == 0x30:  # ADD_ADDR_ULEB
+            delta, position = _uleb(opcodes, position)
+            offset += delta
+        elif opcode == 0x40:  # ADD_ADDR_IMM_SCALED
+            offset += immediate * word
+        elif opcode == 0x50:  # DO_REBASE_IMM_TIMES
+            emit(immediate, word)
+        elif opcode == 0x60:  # DO_REBASE_ULEB_TIMES
+            count, position = _uleb(opcodes, position)
+            emit(count, word)
+        elif opcode == 0x70:  # DO_REBASE_ADD_ADDR_ULEB
+            delta, position = _uleb(opcodes, position)
+            emit(1, word + delta)
+        elif opcode == 0x80:  # DO_REBASE_ULEB_TIMES_SKIPPING_ULEB
+            count, position = _uleb(opcodes, position)
+            skip, position = _uleb(opcodes, position)
+            emit(count, word + skip)
+        else:
+            raise MalformedBinary(f"Mach-O rebase opcode {opcode:#x} unknown")
+    sources: List[int] = []
+    targets: List[int] = []
+    for location in locations:
+        stored = image.read(location, word)
+        if stored is not None:
+            sources.append(location)
+            targets.append(int.from_bytes(stored, image.byte_order))
+    return Relocations(frozenset(locations), sources, targets)
 
 
 def _segment_sections(data: Buffer, position: int, end: str, is64: bool) -> List[Tuple[Section, Tuple[str, str]]]:
