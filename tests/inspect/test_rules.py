@@ -1,0 +1,118 @@
+"""The evidence rules on their own, one rule per test, from hand-made observations."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.inspect import EvidenceKind, Verdict
+from nogil_toolkit.inspect.generators import Fingerprint, Generator
+from nogil_toolkit.inspect.rules import SET_GIL, Observations, decide
+from nogil_toolkit.inspect.slots import PY_MOD_EXEC, PY_MOD_GIL, SlotArray, SlotEntry
+from nogil_toolkit.marker import Marker
+
+
+def _array(gil: Optional[int], name: str = "mod", address: int = 0x4000) -> SlotArray:
+    entries = [SlotEntry(PY_MOD_EXEC, 0x1234, True)]
+    if gil is not None:
+        entries.append(SlotEntry(PY_MOD_GIL, gil, False))
+    return SlotArray(address, address, 16, tuple(entries), address + 0x100, name)
+
+
+def _facts(**overrides) -> Observations:
+    values = dict(init_symbols=("PyInit_mod",), module_name="mod", imports=frozenset(), markers=[],
+                  slot_arrays=[], relocations_available=True, format="elf", fingerprint=None)
+    values.update(overrides)
+    return Observations(**values)
+
+
+def _fp(generator: Generator, version: Optional[str] = None) -> Fingerprint:
+    return Fingerprint(generator, version, generator.value, 0)
+
+
+def test_no_init_symbol_is_not_a_module():
+    assert decide(_facts(init_symbols=())).verdict is Verdict.NOT_A_MODULE
+
+
+def test_marker_beats_contradicting_static_slots():
+    marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
+    decision = decide(_facts(markers=[marker], slot_arrays=[_array(0)]))
+    assert decision.verdict is Verdict.NOT_USED
+    assert [e.kind for e in decision.evidence][:2] == [EvidenceKind.MARKER, EvidenceKind.SLOT]
+
+
+def test_marker_of_another_module_is_ignored():
+    marker = Marker("pkg.other", GilDeclaration.NOT_USED, "0.1.0", 10)
+    assert decide(_facts(markers=[marker], imports=frozenset({"PyModule_Create2"}))).verdict is Verdict.UNDECLARED
+
+
+def test_contradicting_markers_are_unknown():
+    markers = [Marker("mod", GilDeclaration.NOT_USED, "0.1.0"), Marker("mod", GilDeclaration.USED, "0.1.0")]
+    decision = decide(_facts(markers=markers))
+    assert decision.verdict is Verdict.UNKNOWN and decision.reason
+
+
+def test_slot_value_decides():
+    assert decide(_facts(slot_arrays=[_array(1)])).verdict is Verdict.NOT_USED
+    assert decide(_facts(slot_arrays=[_array(0)])).verdict is Verdict.USED
+    assert decide(_facts(slot_arrays=[_array(None)])).verdict is Verdict.UNDECLARED
+
+
+def test_the_module_own_definition_wins_over_others():
+    arrays = [_array(None, "helper", 0x1000), _array(1, "pkg.mod", 0x2000)]
+    assert decide(_facts(slot_arrays=arrays)).verdict is Verdict.NOT_USED
+
+
+def test_mixed_definitions_without_a_name_match_are_unknown():
+    arrays = [_array(None, "a", 0x1000), _array(1, "b", 0x2000)]
+    assert decide(_facts(slot_arrays=arrays)).verdict is Verdict.UNKNOWN
+
+
+def test_set_gil_import_declares_for_hand_written_code():
+    decision = decide(_facts(imports=frozenset({SET_GIL, "PyModule_Create2"})))
+    assert decision.verdict is Verdict.NOT_USED
+    assert decision.evidence[0].kind is EvidenceKind.SET_GIL_IMPORT
+
+
+def test_set_gil_import_proves_nothing_for_run_time_choosers():
+    for generator in (Generator.PYBIND11, Generator.PYO3, Generator.CYTHON):
+        decision = decide(_facts(imports=frozenset({SET_GIL}), fingerprint=_fp(generator)))
+        assert decision.verdict is Verdict.UNKNOWN, generator
+        assert generator.value.lower() in decision.reason.lower()
+
+
+def test_nanobind_calls_set_gil_only_when_free_threaded():
+    decision = decide(_facts(imports=frozenset({SET_GIL}), fingerprint=_fp(Generator.NANOBIND)))
+    assert decision.verdict is Verdict.NOT_USED
+
+
+def test_multi_phase_without_static_slots_is_unknown():
+    for fp in (None, _fp(Generator.PYBIND11, "v11"), _fp(Generator.NANOBIND)):
+        decision = decide(_facts(imports=frozenset({"PyModuleDef_Init"}), fingerprint=fp))
+        assert decision.verdict is Verdict.UNKNOWN and decision.reason
+
+
+def test_unverifiable_format_says_so():
+    decision = decide(_facts(imports=frozenset({"PyModuleDef_Init"}), relocations_available=False, format="macho"))
+    assert decision.verdict is Verdict.UNKNOWN and "macho" in decision.reason
+
+
+def test_single_phase_without_set_gil_is_undeclared():
+    decision = decide(_facts(imports=frozenset({"PyModule_Create2"})))
+    assert decision.verdict is Verdict.UNDECLARED
+
+
+def test_unrecognisable_init_is_unknown():
+    assert decide(_facts()).verdict is Verdict.UNKNOWN
+
+
+def test_generator_evidence_is_appended_last():
+    decision = decide(_facts(slot_arrays=[_array(1)], fingerprint=_fp(Generator.CYTHON, "3.1.2")))
+    assert decision.evidence[-1].kind is EvidenceKind.GENERATOR
+    assert "cython 3.1.2" in decision.evidence[-1].detail
+
+
+def test_verdicts_map_to_what_cpython_does():
+    assert Verdict.NOT_USED.declaration is GilDeclaration.NOT_USED
+    assert Verdict.USED.declaration is Verdict.UNDECLARED.declaration is GilDeclaration.USED
+    assert Verdict.UNKNOWN.declaration is Verdict.NOT_A_MODULE.declaration is None
