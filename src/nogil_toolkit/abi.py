@@ -1,0 +1,91 @@
+"""Which interpreter an extension file was built for, read from its file name.
+
+CPython names extension modules ``<name><suffix>``, the suffix saying the ABI:
+``.cpython-313t-x86_64-linux-gnu.so`` (3.13, free-threaded), ``.cpython-313-darwin.so``,
+``.abi3.so`` (stable ABI of GIL builds), ``.abi3t.so`` (PEP 803, 3.15+),
+``.cp313t-win_amd64.pyd``, or a bare ``.so``/``.pyd``. A module whose suffix the target does
+not accept is never imported under that name; an ``abi3`` module on free-threaded 3.13/3.14
+is found by the importer but fails at init (its ``PyModuleDef`` has the GIL build's layout).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from nogil_toolkit.target import TargetInterpreter
+
+_TAGGED = re.compile(
+    r"\.(?:"
+    r"(?P<cpython>cpython-(?P<ver>\d)(?P<minor>\d+)(?P<flags>[a-z]*)-[A-Za-z0-9_.-]+?)"
+    r"|(?P<abi3t>abi3t)|(?P<abi3>abi3)"
+    r"|(?P<pyd>cp(?P<pver>\d)(?P<pminor>\d+)(?P<pflags>[a-z]*)-[A-Za-z0-9_]+)"
+    r"|(?P<other>(?:pypy|graalpy)[A-Za-z0-9_.-]*)"
+    r")\.(?:so|pyd)$"
+)
+EXTENSION_ENDINGS = (".so", ".pyd")
+
+
+class AbiStatus(enum.Enum):
+    """Whether the target can load a file as an extension module, judged by its name."""
+
+    LOADABLE = "loadable"
+    WRONG_ABI = "wrong-abi"
+    """Built for another interpreter: the target never imports it, or fails if it does."""
+
+
+@dataclass(frozen=True)
+class ExtensionName:
+    """What a file name says about an extension module."""
+
+    module_basename: str
+    suffix: str
+    built_for: Optional[str]
+    """A human description of the tagged ABI (``CPython 3.13``, ``abi3``), None when untagged."""
+    free_threaded: Optional[bool]
+    status: AbiStatus
+    reason: Optional[str] = None
+
+
+def is_extension_file(name: str) -> bool:
+    return name.endswith(EXTENSION_ENDINGS)
+
+
+def classify(filename: str, target: TargetInterpreter) -> ExtensionName:
+    """Split ``filename`` into module name and ABI suffix, and judge it for ``target``."""
+    accepted = sorted((s for s in target.extension_suffixes if filename.endswith(s)), key=len, reverse=True)
+    match = _TAGGED.search(filename)
+    if match:
+        suffix = filename[match.start():]
+        built_for, free_threaded = _describe(match)
+    elif accepted:
+        suffix, built_for, free_threaded = accepted[0], None, None
+    else:
+        suffix, built_for, free_threaded = filename[filename.find("."):], None, None
+    basename = filename[: len(filename) - len(suffix)]
+    if match and match.group("abi3") and not target.loads_abi3:
+        return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.WRONG_ABI,
+                             f"abi3 modules cannot load on free-threaded CPython "
+                             f"{target.version[0]}.{target.version[1]} (their module def has the GIL "
+                             f"build's layout); a cp{target.version[0]}{target.version[1]}t build is needed")
+    if suffix in target.extension_suffixes:
+        return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.LOADABLE)
+    expected = ", ".join(repr(s) for s in target.extension_suffixes)
+    return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.WRONG_ABI,
+                         f"built for {built_for or 'another interpreter'}; {target.name} only imports "
+                         f"extension files ending in {expected}")
+
+
+def _describe(match: re.Match[str]) -> tuple[str, Optional[bool]]:
+    if match.group("cpython") or match.group("pyd"):
+        major, minor, flags = (match.group("ver"), match.group("minor"), match.group("flags")) if match.group(
+            "cpython") else (match.group("pver"), match.group("pminor"), match.group("pflags"))
+        free_threaded = "t" in flags
+        return f"CPython {major}.{minor}{' (free-threaded)' if free_threaded else ''}", free_threaded
+    if match.group("abi3t"):
+        return "the free-threaded stable ABI (abi3t)", True
+    if match.group("abi3"):
+        return "the stable ABI (abi3)", False
+    return match.group("other").split("-")[0], None

@@ -1,0 +1,200 @@
+"""Every extension file an interpreter can import, with its module name and distribution.
+
+Reads directories and metadata only: ``.dist-info/RECORD`` (and ``.egg-info`` file lists)
+through ``importlib.metadata`` for ownership, the path lines of ``.pth`` files and the static
+``MAPPING`` of setuptools' editable finders for editable installs. Nothing installed is
+imported or run.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Iterator, Optional
+
+from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, is_extension_file
+from nogil_toolkit.target import TargetInterpreter
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SKIPPED_DIRS = ("__pycache__",)
+# RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
+_OWNED_LINE = re.compile(r"(\.so|\.pyd|\.pth|__editable__[^,]*)(,|$)")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
+class ExtensionFile:
+    """One shared library found on the target's path."""
+
+    path: str
+    module: Optional[str]
+    """Dotted import name; None when no import can reach the file (``numpy.libs/libx.so``)."""
+    abi: ExtensionName
+    distribution: Optional[Distribution]
+    shadowed_by: Optional[str] = None
+    """Path of the file the import system loads instead of this one."""
+
+    @property
+    def importable(self) -> bool:
+        return self.module is not None and self.shadowed_by is None and self.abi.status is AbiStatus.LOADABLE
+
+
+@dataclass(frozen=True)
+class _Root:
+    """A folder on the path; ``package`` is the dotted prefix of an editable mapping."""
+
+    folder: str
+    package: str = ""
+    owner: Optional[Distribution] = None
+
+
+def find_extensions(target: TargetInterpreter, folders: list[str]) -> list[ExtensionFile]:
+    """Extension files under ``folders`` (in import order), with ownership and shadowing."""
+    owners = _owners(folders)
+    roots = list(_expand_roots(folders, owners))
+    found: list[ExtensionFile] = []
+    for order, root in enumerate(roots):
+        for path, relative in _walk(root.folder):
+            abi = classify(os.path.basename(path), target)
+            module = _module_name(root.package, relative, abi.module_basename)
+            found.append(ExtensionFile(path, module, abi, owners.get(path, root.owner)))
+    return _mark_shadowed(found, target)
+
+
+def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(path, package parts below the root) of every extension-looking file an import can reach.
+
+    Folders that are not identifiers (``numpy.libs``, ``*.dist-info``, ``__pycache__``) cannot
+    be packages, so what they hold is never imported as a module and is not walked."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if is_dir:
+            if _IDENTIFIER.match(name) and name not in _SKIPPED_DIRS:
+                yield from _walk(entry.path, (*parts, name))
+        elif is_extension_file(name):
+            yield entry.path, parts
+
+
+def _module_name(package: str, parts: tuple[str, ...], basename: str) -> Optional[str]:
+    names = [*filter(None, package.split(".")), *parts, basename]
+    return ".".join(names) if all(_IDENTIFIER.match(n) for n in names) else None
+
+
+def _mark_shadowed(found: list[ExtensionFile], target: TargetInterpreter) -> list[ExtensionFile]:
+    """The first folder on the path wins; inside one folder the suffix order of the importer."""
+    priority = {suffix: index for index, suffix in enumerate(target.extension_suffixes)}
+    winners: dict[str, ExtensionFile] = {}
+    for entry in found:
+        if entry.module is None or entry.abi.suffix not in priority:
+            continue
+        best = winners.get(entry.module)
+        same_folder = best is not None and os.path.dirname(best.path) == os.path.dirname(entry.path)
+        if best is None or (same_folder and priority[entry.abi.suffix] < priority[best.abi.suffix]):
+            winners[entry.module] = entry
+    result = []
+    for entry in found:
+        winner = winners.get(entry.module) if entry.module else None
+        if winner is not None and winner is not entry:
+            entry = ExtensionFile(entry.path, entry.module, entry.abi, entry.distribution, shadowed_by=winner.path)
+        result.append(entry)
+    return result
+
+
+def _owners(folders: list[str]) -> dict[str, Distribution]:
+    """Real path of each extension file (and ``.pth``) a distribution lists → that distribution.
+
+    RECORD is scanned as text: building a path object for each of its lines (what
+    ``Distribution.files`` does) costs more than the rest of the scan together, and only the
+    few lines naming extension files matter. Metadata is parsed only for their owners."""
+    owners: dict[str, Distribution] = {}
+    for dist in metadata.distributions(path=folders):
+        record = dist.read_text("RECORD")
+        if record is not None:
+            wanted = [line.rsplit(",", 2)[0] for line in record.splitlines() if _OWNED_LINE.search(line)]
+        else:  # .egg-info: its file lists are relative to other folders; the slow path is rare
+            wanted = [str(f) for f in dist.files or () if _OWNED_LINE.search(str(f))]
+        if not wanted:
+            continue
+        owner = Distribution(dist.metadata["Name"] or "<unnamed>", dist.version)
+        for relative in wanted:
+            owners.setdefault(os.path.realpath(dist.locate_file(relative.strip('"'))), owner)
+    return owners
+
+
+def _expand_roots(folders: list[str], owners: dict[str, Distribution]) -> Iterator[_Root]:
+    """The folders, each followed by what its ``.pth`` files add, as ``site`` would add it."""
+    seen = set(folders)
+    for folder in folders:
+        yield _Root(folder)
+        try:
+            pth_files = sorted(n for n in os.listdir(folder) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for name in pth_files:
+            pth = os.path.join(folder, name)
+            owner = owners.get(os.path.realpath(pth))
+            for root in _pth_roots(folder, pth, owner):
+                if root.package or root.folder not in seen:
+                    seen.add(root.folder)
+                    yield root
+
+
+def _pth_roots(folder: str, pth: str, owner: Optional[Distribution]) -> Iterator[_Root]:
+    try:
+        with open(pth, encoding="utf-8", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("import ", "import\t")):
+            # Executable lines are never run; setuptools' editable finders are read instead.
+            yield from _editable_finder_roots(folder, line, owner)
+            continue
+        path = os.path.realpath(os.path.join(folder, line))
+        if os.path.isdir(path):
+            yield _Root(path, owner=owner)
+
+
+def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]) -> Iterator[_Root]:
+    match = re.match(r"import\s+(__editable___[A-Za-z0-9_]+_finder)\b", line)
+    if not match:
+        return
+    finder = os.path.join(folder, match.group(1) + ".py")
+    try:
+        with open(finder, encoding="utf-8") as stream:
+            tree = ast.parse(stream.read(), finder)
+    except (OSError, SyntaxError, ValueError):
+        return
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and target.id == "MAPPING" and node.value is not None:
+            try:
+                mapping = ast.literal_eval(node.value)
+            except ValueError:
+                return
+            for package, path in mapping.items():
+                if isinstance(package, str) and isinstance(path, str) and os.path.isdir(path):
+                    yield _Root(os.path.realpath(path), package, owner)

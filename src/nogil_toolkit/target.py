@@ -1,0 +1,149 @@
+"""Facts about the interpreter whose environment is checked, asked without running its code.
+
+The target is started once with ``-I -S``: isolated (no environment variables, no user site,
+no current directory on the path) and without ``site``, because ``site`` executes the
+``import`` lines of ``.pth`` files, which is installed code. What ``site`` would have added
+(the venv's site-packages, system site-packages when ``pyvenv.cfg`` asks for them) is
+computed by the same functions ``site`` uses, without its side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+_FACTS_SCRIPT = r"""
+import importlib.machinery, json, os, site, sys, sysconfig
+
+def pyvenv_cfg():
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+    for folder in (exe_dir, os.path.dirname(exe_dir)):
+        path = os.path.join(folder, "pyvenv.cfg")
+        if os.path.isfile(path):
+            return path
+    return None
+
+cfg = pyvenv_cfg()
+prefixes = [sys.prefix]
+if cfg:
+    prefixes = [os.path.dirname(cfg)]
+    with open(cfg, encoding="utf-8") as stream:
+        values = dict(line.split("=", 1) for line in stream if "=" in line)
+    if values.get("include-system-site-packages", "").strip().lower() == "true":
+        prefixes.append(sys.base_prefix)
+print(json.dumps({
+    "executable": sys.executable,
+    "implementation": sys.implementation.name,
+    "version": list(sys.version_info[:3]),
+    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    "extension_suffixes": list(importlib.machinery.EXTENSION_SUFFIXES),
+    "platform": sysconfig.get_platform(),
+    "site_packages": site.getsitepackages(prefixes),
+    "user_site": site.getusersitepackages(),
+    "stdlib_extensions": sysconfig.get_config_var("DESTSHARED") or "",
+    "venv": os.path.dirname(cfg) if cfg else None,
+}))
+"""
+
+
+class TargetError(RuntimeError):
+    """The target interpreter could not be started or did not answer as expected."""
+
+
+@dataclass(frozen=True)
+class TargetInterpreter:
+    """The facts the checker needs about the interpreter that will run the application."""
+
+    executable: str
+    implementation: str
+    version: tuple[int, int, int]
+    free_threaded: bool
+    extension_suffixes: tuple[str, ...]
+    platform: str
+    site_packages: tuple[str, ...]
+    user_site: str
+    stdlib_extensions: str
+    venv: Optional[str]
+
+    @property
+    def name(self) -> str:
+        """``CPython 3.13.5 (free-threaded)``."""
+        flavour = "free-threaded" if self.free_threaded else "with GIL"
+        return f"{'CPython' if self.implementation == 'cpython' else self.implementation} " \
+               f"{'.'.join(map(str, self.version))} ({flavour})"
+
+    @property
+    def loads_abi3(self) -> bool:
+        """abi3 modules assume the GIL build's object layout: free-threaded 3.13 and 3.14 cannot
+        load them (their suffix is still in the import system's list), 3.15 brings abi3t."""
+        return not self.free_threaded
+
+    @classmethod
+    def from_json(cls, data: dict) -> TargetInterpreter:
+        return cls(
+            executable=data["executable"],
+            implementation=data["implementation"],
+            version=tuple(data["version"]),  # type: ignore[arg-type]
+            free_threaded=data["free_threaded"],
+            extension_suffixes=tuple(data["extension_suffixes"]),
+            platform=data["platform"],
+            site_packages=tuple(data["site_packages"]),
+            user_site=data["user_site"],
+            stdlib_extensions=data["stdlib_extensions"],
+            venv=data["venv"],
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "executable": self.executable,
+            "implementation": self.implementation,
+            "version": list(self.version),
+            "free_threaded": self.free_threaded,
+            "extension_suffixes": list(self.extension_suffixes),
+            "platform": self.platform,
+            "site_packages": list(self.site_packages),
+            "user_site": self.user_site,
+            "stdlib_extensions": self.stdlib_extensions,
+            "venv": self.venv,
+        }
+
+
+def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInterpreter:
+    """Ask ``python`` (default: the running interpreter) for its facts."""
+    executable = python or sys.executable
+    try:
+        result = subprocess.run([executable, "-I", "-S", "-c", _FACTS_SCRIPT], capture_output=True, text=True,
+                                timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise TargetError(f"no interpreter at {executable}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TargetError(f"could not run {executable}: {exc}") from None
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TargetError(f"{executable} is not a usable Python 3 interpreter ({detail})")
+    try:
+        return TargetInterpreter.from_json(json.loads(result.stdout))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TargetError(f"{executable} answered unexpectedly: {exc}") from None
+
+
+def interpreter_identity(python: Optional[str]) -> tuple[str, int, int]:
+    """Path, size and mtime of the interpreter binary: a cached answer is valid while these hold."""
+    path = Path(python or sys.executable).resolve()
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def search_path(target: TargetInterpreter, extra: tuple[str, ...] = (), include_stdlib: bool = False) -> list[str]:
+    """Directories the target imports extension modules from, in import order."""
+    folders = [*extra, *target.site_packages]
+    if os.path.isdir(target.user_site) and target.venv is None:
+        folders.append(target.user_site)
+    if include_stdlib and target.stdlib_extensions:
+        folders.insert(0, target.stdlib_extensions)
+    return list(dict.fromkeys(os.path.realpath(f) for f in folders if os.path.isdir(f)))
