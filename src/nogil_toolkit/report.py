@@ -1,0 +1,186 @@
+"""The environment check's two outputs: a report for people and a versioned JSON document.
+
+The text report names the blamed modules first, grouped by distribution, and ends with what
+to do. The JSON document follows ``check_env.schema.json`` (shipped with the package; bump
+``SCHEMA_VERSION`` on any incompatible change).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Optional, TextIO
+
+from nogil_toolkit import __version__
+from nogil_toolkit.check import CheckResult, ExitCode, ModuleResult, Severity, Status
+from nogil_toolkit.console import style
+from nogil_toolkit.serialize import inspection_to_json
+from nogil_toolkit.target import TargetInterpreter
+
+SCHEMA_VERSION = 1
+SCHEMA_RESOURCE = "check_env.schema.json"
+
+# Sections of the text report, blamed modules first.
+_SECTIONS = (
+    (Status.NEEDS_GIL, "re-enable the GIL when imported"),
+    (Status.WRONG_ABI, "cannot be loaded by this interpreter"),
+    (Status.UNDECIDED, "could not be decided statically"),
+    (Status.ALLOWED, "need the GIL, accepted by the policy"),
+)
+_LABELS = {Severity.ERROR: ("FAIL", "red"), Severity.WARNING: ("WARN", "yellow"), Severity.INFO: ("NOTE", "bold"),
+           Severity.NONE: ("OK", "green")}
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    folders: tuple[str, ...]
+    files: int
+    seconds: float
+    cached: int
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(resources.files("nogil_toolkit").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
+
+
+def to_json(result: CheckResult, target: TargetInterpreter, stats: ScanStats) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "nogil-check-env", "version": __version__},
+        "target": target.to_json(),
+        "mode": result.mode.value,
+        "policy": {
+            "source": result.policy_source,
+            "allow": [{"pattern": r.pattern, "reason": r.reason} for r in result.allow],
+        },
+        "scan": {"folders": list(stats.folders), "files": stats.files, "seconds": round(stats.seconds, 4),
+                 "cached": stats.cached},
+        "result": {
+            "exit_code": int(result.exit_code),
+            "status": result.exit_code.name.lower(),
+            "gil_stays_disabled": result.gil_stays_disabled if target.free_threaded else None,
+        },
+        "summary": {status.value: result.count(status) for status in Status},
+        "modules": [_module_json(m) for m in result.modules],
+    }
+
+
+def _module_json(module: ModuleResult) -> dict[str, Any]:
+    dist = module.file.distribution
+    abi = module.file.abi
+    return {
+        "module": module.file.module,
+        "path": module.file.path,
+        "distribution": {"name": dist.name, "version": dist.version} if dist else None,
+        "status": module.status.value,
+        "severity": module.severity.value,
+        "inspection": inspection_to_json(module.inspection) if module.inspection else None,
+        "abi": {"suffix": abi.suffix, "built_for": abi.built_for, "status": abi.status.value, "reason": abi.reason},
+        "shadowed_by": module.file.shadowed_by,
+        "allowed_because": module.allowed_because.reason if module.allowed_because else None,
+        "probe": None if module.probe is None else {
+            "gil_enabled": module.probe.gil_enabled,
+            "blamed": module.probe.blamed,
+            "error": module.probe.error,
+            "needs_gil": module.probe.needs_gil,
+            "disagrees": module.probe_disagrees,
+        },
+    }
+
+
+def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats, stream: TextIO,
+               verbose: bool = False) -> None:
+    def out(line: str = "") -> None:
+        print(line, file=stream)
+
+    out(f"{style('nogil-check-env', 'bold', stream)}: {target.name} at {target.executable}")
+    policy = f", policy from {result.policy_source}" if result.policy_source else ""
+    out(f"mode {result.mode.value}{policy}; {stats.files} extension files in {len(stats.folders)} folders, "
+        f"{stats.seconds:.2f} s ({stats.cached} from cache)")
+    if not target.free_threaded:
+        out("note: this interpreter has the GIL; declarations decide its fate only on a free-threaded build")
+
+    for status, heading in _SECTIONS:
+        members = [m for m in result.modules if m.status is status]
+        if not members:
+            continue
+        label, colour = _LABELS[max((m.severity for m in members), key=_severity_rank)]
+        out()
+        out(f"{style(label, colour, stream)}  {len(members)} module{'s' if len(members) != 1 else ''} {heading}:")
+        _write_grouped(members, out)
+
+    disagreements = [m for m in result.modules if m.probe_disagrees]
+    if disagreements:
+        out()
+        out(f"{style('FAIL', 'red', stream)}  the import probe contradicts the static verdict for:")
+        for m in disagreements:
+            out(f"    {m.name}: static {m.inspection.verdict.value if m.inspection else '?'}, "
+                f"probe: {m.probe.summary if m.probe else '?'}")
+
+    good = [m for m in result.modules if m.status is Status.KEEPS_GIL_OFF]
+    dists = {str(m.file.distribution) for m in good}
+    out()
+    out(f"{style('OK', 'green', stream)}    {len(good)} modules in {len(dists)} distributions declare they run "
+        "without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
+    if verbose and good:
+        _write_grouped(good, out)
+    helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
+    if helpers or shadowed:
+        out(f"      also seen: {helpers} shared libraries that are not modules, {shadowed} shadowed files")
+    out()
+    _write_advice(result, target, out)
+
+
+def _severity_rank(severity: Severity) -> int:
+    return [Severity.NONE, Severity.INFO, Severity.WARNING, Severity.ERROR].index(severity)
+
+
+def _write_grouped(members: list[ModuleResult], out: Any) -> None:
+    by_dist: dict[str, list[ModuleResult]] = defaultdict(list)
+    for m in members:
+        by_dist[str(m.file.distribution) if m.file.distribution else "(owned by no distribution)"].append(m)
+    for dist in sorted(by_dist, key=lambda d: (-len(by_dist[d]), d.lower())):
+        out(f"  {dist}")
+        for m in sorted(by_dist[dist], key=lambda m: m.name):
+            out(f"    {m.name}  {_why(m)}")
+
+
+def _why(module: ModuleResult) -> str:
+    if module.status is Status.WRONG_ABI:
+        return f"({module.file.abi.reason})"
+    if module.status is Status.ALLOWED and module.allowed_because:
+        return f"({module.allowed_because.reason})"
+    parts = []
+    inspection = module.inspection
+    if inspection is not None:
+        parts.append(inspection.verdict.value)
+        if inspection.reason and module.status is Status.UNDECIDED:
+            parts.append(inspection.reason)
+        elif inspection.evidence:
+            parts.append(inspection.evidence[0].detail)
+    if module.probe is not None:
+        parts.append(f"probe: {module.probe.summary}")
+    return "(" + "; ".join(parts) + ")" if parts else ""
+
+
+def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> None:
+    code = result.exit_code
+    if result.count(Status.NEEDS_GIL):
+        out("what to do: upgrade these distributions to releases that declare free-threading support (or ask "
+            "their maintainers to); once a module is audited as thread-safe, accept it with "
+            "--allow MODULE=REASON or [tool.nogil.check.allow] in pyproject.toml.")
+    if result.count(Status.UNDECIDED):
+        out("what to do: confirm undecided modules with --probe (imports each module in a fresh interpreter).")
+    if result.count(Status.WRONG_ABI):
+        out(f"what to do: reinstall distributions with wheels built for {target.name} "
+            "(pip install --force-reinstall --no-cache-dir NAME).")
+    verdict = {ExitCode.OK: "passed", ExitCode.VIOLATED: "FAILED", ExitCode.UNDECIDED: "UNDECIDED"}[code]
+    forecast = ""
+    if target.free_threaded:
+        stays: Optional[bool] = result.gil_stays_disabled
+        forecast = {True: "; the GIL stays disabled whatever this environment imports",
+                    False: "; importing a module listed above re-enables the GIL",
+                    None: "; whether the GIL stays disabled is undecided"}[stays]
+    out(f"result: {verdict} (exit {int(code)}){forecast}")
