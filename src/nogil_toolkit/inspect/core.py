@@ -11,7 +11,7 @@ import mmap
 import os
 import stat
 import struct
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
 from nogil_toolkit.inspect.generators import fingerprint
@@ -22,10 +22,11 @@ from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import iter_markers
 
 _Loader = Callable[[Buffer], BinaryImage]
-_LOADERS: Tuple[Tuple[Callable[[bytes], bool], _Loader], ...] = (
-    (lambda head: head.startswith(elf.MAGIC), elf.load),
-    (pe.is_pe, pe.load),
-    (macho.is_macho, macho.load),
+# (format name, recogniser of the first bytes, reader)
+_FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
+    ("elf", lambda head: head.startswith(elf.MAGIC), elf.load),
+    ("pe", pe.is_pe, pe.load),
+    ("macho", macho.is_macho, macho.load),
 )
 # Structure errors a reader may hit on hostile input despite its bound checks (a slice that
 # decodes to nonsense, a struct at the very end); all mean "this file is malformed".
@@ -70,15 +71,16 @@ def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes
 
 def _inspect(data: Buffer, name: str) -> ModuleInspection:
     head = bytes(data[:8])
-    loader: Optional[_Loader] = next((load for matches, load in _LOADERS if matches(head)), None)
-    if loader is None:
+    for format_name, recognises, load in _FORMATS:
+        if recognises(head):
+            break
+    else:
         return _unknown(name, "not an ELF, PE or Mach-O binary")
     try:
-        image = loader(data)
-        return _judge(image, name)
+        return _judge(load(data), name)
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
-        return _unknown(name, reason, _format_of(loader))
+        return _unknown(name, reason, format_name)
 
 
 def _judge(image: BinaryImage, name: str) -> ModuleInspection:
@@ -113,13 +115,6 @@ def _module_name(name: str) -> Optional[str]:
     base = os.path.basename(name.replace("\\", "/"))
     stem = base.split(".", 1)[0]
     return stem or None
-
-
-_FORMAT_NAMES: Dict[_Loader, str] = {elf.load: "elf", pe.load: "pe", macho.load: "macho"}
-
-
-def _format_of(loader: _Loader) -> str:
-    return _FORMAT_NAMES[loader]
 
 
 def _unknown(name: str, reason: str, format: Optional[str] = None) -> ModuleInspection:

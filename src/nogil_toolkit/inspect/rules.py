@@ -10,7 +10,7 @@ So ``NOT_USED`` needs direct evidence, and any doubt ends in ``UNKNOWN`` with a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.generators import (
     PYBIND11_FIRST_MULTI_PHASE_INTERNALS,
@@ -36,7 +36,7 @@ class Observations:
     init_symbols: Tuple[str, ...]
     module_name: Optional[str]
     """Module name implied by the file name, used to pick the right marker."""
-    imports: frozenset
+    imports: FrozenSet[str]
     markers: Sequence[Marker]
     slot_arrays: Sequence[SlotArray]
     relocations_available: bool
@@ -100,7 +100,7 @@ def _slot_evidence(arrays: Sequence[SlotArray]) -> List[Evidence]:
 
 
 def _of(array: SlotArray) -> str:
-    return f" (PyModuleDef {array.module_name!r})" if array.module_name else ""
+    return f" (PyModuleDef {array.module_name!r})"
 
 
 def _from_slots(facts: Observations) -> Optional[Decision]:
@@ -131,8 +131,7 @@ def _arrays_for_module(facts: Observations) -> Sequence[SlotArray]:
     """
     name = facts.module_name
     if name:
-        own = [a for a in facts.slot_arrays
-               if a.module_name is not None and (a.module_name == name or a.module_name.endswith("." + name))]
+        own = [a for a in facts.slot_arrays if a.module_name == name or a.module_name.endswith("." + name)]
         if own:
             return own
     return facts.slot_arrays
@@ -158,8 +157,8 @@ def _runtime_set_gil_generator(fp: Optional[Fingerprint]) -> Optional[str]:
     if fp.generator is Generator.PYBIND11:
         return (f"pybind11 imports {SET_GIL} on every free-threaded build and calls it only when "
                 "py::mod_gil_not_used() is given, a run-time flag")
-    return (f"PyO3 {fp.version or ''} calls {SET_GIL} with a value read at run time "
-            "from #[pymodule(gil_used = ...)]").replace("  ", " ")
+    version = f" {fp.version}" if fp.version else ""
+    return f"PyO3{version} calls {SET_GIL} with a value read at run time from #[pymodule(gil_used = ...)]"
 
 
 def _from_init_style(facts: Observations) -> Decision:

@@ -32,8 +32,9 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect.image import BinaryImage
 
-# Slot ids of CPython 3.5-3.14 (Include/moduleobject.h). 3.15's renumbered ids (PEP 820)
-# keep these values for the old-style array, so they remain the ones to recognise.
+# Slot ids as Include/moduleobject.h defines them for 3.5-3.14, the ids in every
+# PyModuleDef_Slot array that 3.13t/3.14t modules carry. 3.15 renumbers slots (PEP 820);
+# arrays using new ids fail verification and so end in UNKNOWN, never in a guess.
 PY_MOD_CREATE = 1
 PY_MOD_EXEC = 2
 PY_MOD_MULTIPLE_INTERPRETERS = 3
@@ -51,6 +52,8 @@ _M_SLOTS_AFTER_M_NAME = 4
 
 @dataclass(frozen=True)
 class SlotEntry:
+    """One ``{slot, value}`` pair; ``relocated`` tells a pointer from a constant."""
+
     slot: int
     value: int
     relocated: bool
@@ -66,7 +69,7 @@ class SlotArray:
     entries: Tuple[SlotEntry, ...]
     definition_address: int
     """Address of the ``m_slots`` pointer inside the ``PyModuleDef`` that refers to it."""
-    module_name: Optional[str]
+    module_name: str
     """The ``m_name`` of that ``PyModuleDef``, which ties the array to one module."""
 
     @property
