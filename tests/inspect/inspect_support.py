@@ -16,19 +16,26 @@ import pytest
 CACHE = Path(os.environ.get("NOGIL_TEST_CACHE", Path.home() / ".cache/nogil-toolkit/inspect-tests"))
 
 # A probe reports what the interpreter did; the static verdict is "declared" or not.
+# With a search path (a package unpacked from a wheel) the module is imported by its dotted
+# name, parents first, as an application would; alone, it is loaded straight from its file.
 PROBE_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, json, sys, warnings
+    import importlib, importlib.util, json, os, sys, warnings
     path, name = sys.argv[1], sys.argv[2]
     sys.path[:0] = sys.argv[3:]
     error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+            if sys.argv[3:]:
+                module = importlib.import_module(name)
+                if not os.path.samefile(module.__file__, path):
+                    error = f"imported {module.__file__} instead of {path}"
+            else:
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
         except BaseException as exc:
             error = repr(exc)
     messages = [str(w.message) for w in caught if "global interpreter lock" in str(w.message)]
