@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import REPO, freethreaded_python, make_venv, run  # noqa: E402
+from support import REPO, SAMPLES, build_wheel, freethreaded_python, make_venv, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,10 @@ def ft_python() -> str:
 def ft_venv(ft_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One venv of the free-threaded interpreter for tests that only install wheels."""
     return make_venv(ft_python, tmp_path_factory.mktemp("ft-venv") / "venv")
+
+
+@pytest.fixture(scope="session")
+def ft_sample_wheels(ft_venv: Path, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample projects of tests/samples, each built once on the free-threaded interpreter."""
+    return {sample: build_wheel(ft_venv, SAMPLES / sample, tmp_path_factory.mktemp(sample), wheelhouse)
+            for sample in ("spine", "cython_mod", "explicit_false", "plain")}

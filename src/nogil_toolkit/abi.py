@@ -72,7 +72,7 @@ def classify(filename: str, target: TargetInterpreter) -> ExtensionName:
                              f"build's layout); a cp{target.version[0]}{target.version[1]}t build is needed")
     if suffix in target.extension_suffixes:
         return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.LOADABLE)
-    expected = ", ".join(repr(s) for s in target.extension_suffixes)
+    expected = ", ".join(repr(s) for s in target.extension_suffixes if target.loads_abi3 or ".abi3." not in s)
     return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.WRONG_ABI,
                          f"built for {built_for or 'another interpreter'}; {target.name} only imports "
                          f"extension files ending in {expected}")

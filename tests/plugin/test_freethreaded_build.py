@@ -10,19 +10,16 @@ from elftools.elf.elffile import ELFFile
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.marker import ELF_SECTION, iter_markers
-from support import SAMPLES, build_wheel, import_strict, install, probe_import
+from support import import_strict, install, probe_import
 
 pytestmark = pytest.mark.freethreaded
 
 
 @pytest.fixture(scope="module")
-def installed(ft_venv: Path, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def installed(ft_venv: Path, ft_sample_wheels: dict[str, Path]) -> dict[str, Path]:
     """Each sample built on the free-threaded interpreter and installed into its venv."""
-    wheels = {}
-    for sample in ("spine", "cython_mod", "explicit_false", "plain"):
-        wheels[sample] = build_wheel(ft_venv, SAMPLES / sample, tmp_path_factory.mktemp(sample), wheelhouse)
-    install(ft_venv, *wheels.values())
-    return wheels
+    install(ft_venv, *ft_sample_wheels.values())
+    return ft_sample_wheels
 
 
 def extension_path(venv_python: Path, module: str) -> Path:
