@@ -76,6 +76,33 @@ class ElfSymbol:
 
 
 @dataclass(frozen=True)
+class SymbolTable:
+    """``.dynsym`` as parallel columns (index = symbol index)."""
+
+    names: List[str]
+    values: List[int]
+    sizes: List[int]
+    infos: List[int]
+    section_indexes: List[int]
+
+    def exported(self) -> List[str]:
+        """Names of defined, non-local symbols."""
+        keep = map(operator.and_, map(operator.ne, self.section_indexes, repeat(SHN_UNDEF)),
+                   map(operator.ne, map(operator.rshift, self.infos, repeat(4)), repeat(_STB_LOCAL)))
+        return [n for n in compress(self.names, keep) if n]
+
+    def imported(self) -> List[str]:
+        """Names of undefined symbols (what the library expects the interpreter to provide)."""
+        return [n for n in compress(self.names, map(operator.eq, self.section_indexes, repeat(SHN_UNDEF))) if n]
+
+    def defined_value(self, index: int) -> Optional[int]:
+        """Value of symbol ``index`` if it is defined in this file, else ``None``."""
+        if 0 < index < len(self.values) and self.section_indexes[index] != SHN_UNDEF:
+            return self.values[index]
+        return None
+
+
+@dataclass(frozen=True)
 class ElfRelocation:
     """One dynamic relocation; ``addend`` is ``None`` for REL and RELR entries (implicit addend)."""
 
@@ -177,33 +204,44 @@ class ElfReader:
         strings = self.sections[header.link]
         return self.data.find(prefix, strings.offset, strings.offset + strings.size) >= 0
 
-    def dynamic_symbols(self) -> List[ElfSymbol]:
-        """All ``.dynsym`` entries in table order (index 0, the null symbol, included)."""
+    def symbol_table(self) -> SymbolTable:
+        """The ``.dynsym`` table as columns, decoded with C-level ``map``/``zip`` passes.
+
+        Wheels bundle libraries with tens of thousands of symbols; building one Python
+        object per symbol would dominate the time of an environment scan.
+        """
         header = self._dynsym_header()
         if header is None:
-            return []
+            return SymbolTable([], [], [], [], [])
         if not 0 < header.link < len(self.sections):
             raise MalformedBinary("ELF .dynsym has no string table")
         strings = self.section_data(self.sections[header.link])
         table = self.section_data(header)
-        if self.is64:
-            layout = struct.Struct(self._end + "IBBHQQ")
-            rows = ((n, v, s, i, sh) for n, i, _o, sh, v, s in self._rows(layout, table, header.entsize))
+        layout = struct.Struct(self._end + ("IBBHQQ" if self.is64 else "IIIBBH"))
+        if header.entsize in (0, layout.size):
+            rows = list(layout.iter_unpack(table[:len(table) - len(table) % layout.size]))
+        elif header.entsize > layout.size:
+            rows = [layout.unpack_from(table, o) for o in range(0, len(table) - layout.size + 1, header.entsize)]
         else:
-            layout = struct.Struct(self._end + "IIIBBH")
-            rows = ((n, v, s, i, sh) for n, v, s, i, _o, sh in self._rows(layout, table, header.entsize))
-        symbols = []
-        for name_off, value, size, info, shndx in rows:
-            end = strings.find(b"\0", name_off)
-            name = strings[name_off:end].decode("utf-8", "replace") if end >= 0 else ""
-            symbols.append(ElfSymbol(name, value, size, info >> 4, info & 0xF, shndx))
-        return symbols
+            raise MalformedBinary(f"ELF .dynsym entry size {header.entsize} too small")
+        if not rows:
+            return SymbolTable([], [], [], [], [])
+        columns = list(zip(*rows))
+        if self.is64:
+            name_offsets, infos, _other, shndx, values, sizes = columns
+        else:
+            name_offsets, values, sizes, infos, _other, shndx = columns
+        ends = list(map(strings.find, repeat(b"\0"), name_offsets))
+        # An offset past the table (find() == -1) yields an empty name, like a corrupt entry.
+        raw_names = map(strings.__getitem__, map(slice, name_offsets, map(max, ends, name_offsets)))
+        names = list(map(operator.methodcaller("decode", "utf-8", "replace"), raw_names))
+        return SymbolTable(names, list(values), list(sizes), list(infos), list(shndx))
 
-    @staticmethod
-    def _rows(layout: struct.Struct, table: bytes, entsize: int) -> Iterator[tuple]:
-        step = entsize if entsize >= layout.size else layout.size
-        for offset in range(0, len(table) - layout.size + 1, step):
-            yield layout.unpack_from(table, offset)
+    def dynamic_symbols(self) -> List[ElfSymbol]:
+        """All ``.dynsym`` entries in table order (index 0, the null symbol, included)."""
+        table = self.symbol_table()
+        return [ElfSymbol(n, v, s, i >> 4, i & 0xF, x)
+                for n, v, s, i, x in zip(table.names, table.values, table.sizes, table.infos, table.section_indexes)]
 
     # -- relocations -----------------------------------------------------------------------
 
@@ -265,7 +303,7 @@ class ElfReader:
         """Whether this machine's pointer relocation types are known to the reader."""
         return bool(self._relative_types)
 
-    def resolved_relocations(self, symbols: List[ElfSymbol], image: BinaryImage) -> Relocations:
+    def resolved_relocations(self, symbols: SymbolTable, image: BinaryImage) -> Relocations:
         """Reduce the dynamic relocations to relocated locations and known pointer targets.
 
         Tables can hold 100k entries, so the common case (RELA, base-relative) is filtered
@@ -294,10 +332,9 @@ class ElfReader:
                 self._add_implicit(image, list(compress(offsets, relative)), None, sources, targets)
             shift = 32 if self.is64 else 8
             for index in compress(range(len(types)), map(self._absolute_types.__contains__, types)):
-                symbol_index = infos[index] >> shift
-                if not 0 < symbol_index < len(symbols) or not symbols[symbol_index].defined:
+                base = symbols.defined_value(infos[index] >> shift)
+                if base is None:
                     continue
-                base = symbols[symbol_index].value
                 if addends is not None:
                     sources.append(offsets[index])
                     targets.append((base + addends[index]) & mask)
@@ -350,9 +387,9 @@ def load(data: Buffer) -> BinaryImage:
     ]
     # Plain libraries (BLAS, libstdc++ copies in wheels) can export thousands of symbols;
     # when no PyInit_ name occurs in the string table there is nothing to decode.
-    symbols = reader.dynamic_symbols() if reader.may_export(b"PyInit_") else []
-    exports = tuple(s.name for s in symbols if s.defined and s.bind != _STB_LOCAL and s.name)
-    imports = frozenset(s.name for s in symbols if not s.defined and s.name)
+    symbols = reader.symbol_table() if reader.may_export(b"PyInit_") else SymbolTable([], [], [], [], [])
+    exports = tuple(symbols.exported())
+    imports = frozenset(symbols.imported())
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)
     image = BinaryImage(
         format="elf",
