@@ -90,3 +90,12 @@ def test_static_verdict_agrees_with_import(c_modules, probe, label):
 def test_32bit_elf(fake32_modules, label, verdict):
     report = inspect_binary(fake32_modules[label])
     assert (report.machine, report.verdict) == ("i386", verdict), report
+
+
+def test_marker_evidence_points_into_the_file(c_modules):
+    module = c_modules["marker"]
+    report = inspect_binary(module.path)
+    marker = report.evidence[0]
+    assert marker.kind is EvidenceKind.MARKER and report.generator == "nogil-toolkit"
+    data = module.path.read_bytes()
+    assert data[marker.offset:].startswith(b"nogil-toolkit-declaration:1;module=pkg.marker_mod;gil=not-used")

@@ -11,7 +11,8 @@ import mmap
 import os
 import stat
 import struct
-from typing import Callable, Optional, Tuple, Union
+from dataclasses import replace
+from typing import Callable, List, Optional, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
 from nogil_toolkit.inspect.generators import fingerprint
@@ -19,7 +20,7 @@ from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.rules import Observations, decide
 from nogil_toolkit.inspect.slots import find_slot_arrays
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
-from nogil_toolkit.marker import iter_markers
+from nogil_toolkit.marker import Marker, iter_markers
 
 _Loader = Callable[[Buffer], BinaryImage]
 # (format name, recogniser of the first bytes, reader)
@@ -89,7 +90,7 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         init_symbols=init_symbols,
         module_name=_module_name(name),
         imports=image.imports,
-        markers=list(iter_markers(image.marker_data)) if image.marker_data else [],
+        markers=_markers(image),
         slot_arrays=find_slot_arrays(image) if init_symbols else [],
         relocations_available=image.relocation_reader is not None,
         format=image.format,
@@ -108,6 +109,16 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         generator=fp.generator.value if fp else ("nogil-toolkit" if facts.markers else None),
         generator_version=fp.version if fp else None,
     )
+
+
+def _markers(image: BinaryImage) -> List[Marker]:
+    """The toolkit markers in the marker section, with offsets relative to the file."""
+    if image.marker_region is None:
+        return []
+    start, size = image.marker_region
+    if start < 0 or size < 0 or start + size > len(image.data):
+        raise MalformedBinary("marker section beyond end of file")
+    return [replace(m, offset=start + m.offset) for m in iter_markers(bytes(image.data[start:start + size]))]
 
 
 def _module_name(name: str) -> Optional[str]:

@@ -144,7 +144,7 @@ class ElfReader:
         header = struct.Struct(end + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH"))
         if len(data) < 16 + header.size:
             raise MalformedBinary("ELF header truncated")
-        (self.type, self.machine_id, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize,
+        (_e_type, self.machine_id, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize,
          _phnum, shentsize, shnum, shstrndx) = header.unpack_from(data, 16)
         self.machine, self._relative_types, self._absolute_types = _MACHINES.get(
             self.machine_id, (f"em-{self.machine_id}", frozenset(), frozenset())
@@ -401,7 +401,7 @@ def load(data: Buffer) -> BinaryImage:
         imports=imports,
         sections=sections,
         relocation_reader=None,
-        marker_data=reader.section_data(marker) if marker is not None else None,
+        marker_region=(marker.offset, len(reader.section_data(marker))) if marker is not None else None,
     )
     if reader.knows_relocation_types:
         image.relocation_reader = lambda: reader.resolved_relocations(symbols, image)

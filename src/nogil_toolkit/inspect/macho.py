@@ -96,7 +96,7 @@ def load(data: Buffer) -> BinaryImage:
             raise MalformedBinary("Mach-O rebase opcodes beyond end of file")
         image.relocation_reader = lambda: _rebases(image, opcodes, segments)
     if marker is not None:
-        image.marker_data = image.read(marker.address, marker.size)
+        image.marker_region = (marker.offset, marker.size)
     return image
 
 

@@ -169,5 +169,5 @@ def load(data: Buffer) -> BinaryImage:
     image.relocation_reader = lambda: _relocations(reader, image)
     marker = next((s for s in sections if s.name == PE_SECTION and s.in_file), None)
     if marker is not None:
-        image.marker_data = image.read(marker.address, marker.size)
+        image.marker_region = (marker.offset, marker.size)
     return image
