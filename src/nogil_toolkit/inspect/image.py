@@ -88,9 +88,9 @@ class BinaryImage:
     relocation_reader: Optional[Callable[[], Relocations]]
     """Decodes the fix-ups on first use (modules only need them, and they are the costly
     part); ``None`` when the reader cannot recover them for this format or machine."""
-    marker_data: Optional[bytes] = None
+    marker_region: Optional[Tuple[int, int]] = None
+    """(file offset, size) of the toolkit's marker section, if the file has one."""
     _relocations: Optional[Relocations] = field(default=None, repr=False)
-    """Content of the toolkit's marker section, if the file has one."""
     _starts: List[int] = field(default_factory=list, repr=False)
     _mapped: List[Section] = field(default_factory=list, repr=False)
 
