@@ -75,11 +75,14 @@ def test_decoy_bytes_are_present_but_ignored(c_modules):
     assert all(e.kind not in (EvidenceKind.SLOT, EvidenceKind.SLOT_ARRAY) for e in report.evidence)
 
 
-@pytest.mark.parametrize("label", sorted(EXPECTED))
+# Built against the free-threaded headers, so the 3.13t interpreter can import them.
+IMPORTABLE = sorted(label for label in EXPECTED if not label.startswith("gil_") and label != "plainlib")
+
+
+@pytest.mark.parametrize("label", IMPORTABLE)
 def test_static_verdict_agrees_with_import(c_modules, probe, label):
-    if label not in c_modules or not c_modules[label].importable:
-        pytest.skip("not importable by the free-threaded interpreter")
     module = c_modules[label]
+    assert module.importable
     declared = probe(module.path, module.name).declared_not_used(module.name)
     assert declared is not None, "probe was inconclusive"
     assert declared == (EXPECTED[label] is Verdict.NOT_USED)
