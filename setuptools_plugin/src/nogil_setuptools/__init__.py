@@ -18,9 +18,12 @@ from setuptools.dist import Distribution
 from setuptools.errors import SetupError
 
 from nogil_toolkit.config import ConfigError, NogilConfig, load_config
+from nogil_setuptools.bdist_wheel import recording_bdist_wheel
 from nogil_setuptools.build_ext import declaring_build_ext
 
 __all__ = ["finalize_distribution_options"]
+
+_WRAPPERS = {"build_ext": declaring_build_ext, "bdist_wheel": recording_bdist_wheel}
 
 
 def finalize_distribution_options(dist: Distribution) -> None:
@@ -42,6 +45,7 @@ def _declaring_command_class(resolve: Callable[[str], Any], config: NogilConfig)
 
     def get_command_class(command: str) -> Any:
         cls = resolve(command)
-        return declaring_build_ext(cls, config) if command == "build_ext" else cls
+        wrap = _WRAPPERS.get(command)
+        return wrap(cls, config) if wrap else cls
 
     return get_command_class
