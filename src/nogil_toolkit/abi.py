@@ -37,13 +37,26 @@ class AbiStatus(enum.Enum):
 
 
 @dataclass(frozen=True)
+class SuffixTag:
+    """What an extension file's suffix says, independent of any interpreter."""
+
+    basename: str
+    suffix: str
+    built_for: Optional[str]
+    """A human description of the tagged ABI (``CPython 3.13``, ``abi3``), None when untagged."""
+    free_threaded: Optional[bool]
+    """True for ``...t`` and ``abi3t`` suffixes, False for other CPython tags, None if untagged."""
+    abi3: bool = False
+    """The GIL builds' stable ABI (``abi3``)."""
+
+
+@dataclass(frozen=True)
 class ExtensionName:
-    """What a file name says about an extension module."""
+    """What a file name says about an extension module, judged for one interpreter."""
 
     module_basename: str
     suffix: str
     built_for: Optional[str]
-    """A human description of the tagged ABI (``CPython 3.13``, ``abi3``), None when untagged."""
     free_threaded: Optional[bool]
     status: AbiStatus
     reason: Optional[str] = None
@@ -53,28 +66,32 @@ def is_extension_file(name: str) -> bool:
     return name.endswith(EXTENSION_ENDINGS)
 
 
-def classify(filename: str, target: TargetInterpreter) -> ExtensionName:
-    """Split ``filename`` into module name and ABI suffix, and judge it for ``target``."""
-    accepted = sorted((s for s in target.extension_suffixes if filename.endswith(s)), key=len, reverse=True)
+def parse_suffix(filename: str, known_suffixes: tuple[str, ...] = ()) -> SuffixTag:
+    """Split ``filename`` into module basename and suffix; untagged names fall back to the
+    longest of ``known_suffixes`` that matches, then to everything after the first dot."""
     match = _TAGGED.search(filename)
     if match:
         suffix = filename[match.start():]
         built_for, free_threaded = _describe(match)
-    elif accepted:
-        suffix, built_for, free_threaded = accepted[0], None, None
-    else:
-        suffix, built_for, free_threaded = filename[filename.find("."):], None, None
-    basename = filename[: len(filename) - len(suffix)]
-    if match and match.group("abi3") and not target.loads_abi3:
-        return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.WRONG_ABI,
+        return SuffixTag(filename[: match.start()], suffix, built_for, free_threaded, bool(match.group("abi3")))
+    accepted = sorted((s for s in known_suffixes if filename.endswith(s)), key=len, reverse=True)
+    suffix = accepted[0] if accepted else filename[filename.find("."):]
+    return SuffixTag(filename[: len(filename) - len(suffix)], suffix, None, None)
+
+
+def classify(filename: str, target: TargetInterpreter) -> ExtensionName:
+    """Split ``filename`` into module name and ABI suffix, and judge it for ``target``."""
+    tag = parse_suffix(filename, target.extension_suffixes)
+    if tag.abi3 and not target.loads_abi3:
+        return ExtensionName(tag.basename, tag.suffix, tag.built_for, tag.free_threaded, AbiStatus.WRONG_ABI,
                              f"abi3 modules cannot load on free-threaded CPython "
                              f"{target.version[0]}.{target.version[1]} (their module def has the GIL "
                              f"build's layout); a cp{target.version[0]}{target.version[1]}t build is needed")
-    if suffix in target.extension_suffixes:
-        return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.LOADABLE)
+    if tag.suffix in target.extension_suffixes:
+        return ExtensionName(tag.basename, tag.suffix, tag.built_for, tag.free_threaded, AbiStatus.LOADABLE)
     expected = ", ".join(repr(s) for s in target.extension_suffixes if target.loads_abi3 or ".abi3." not in s)
-    return ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus.WRONG_ABI,
-                         f"built for {built_for or 'another interpreter'}; {target.name} only imports "
+    return ExtensionName(tag.basename, tag.suffix, tag.built_for, tag.free_threaded, AbiStatus.WRONG_ABI,
+                         f"built for {tag.built_for or 'another interpreter'}; {target.name} only imports "
                          f"extension files ending in {expected}")
 
 

@@ -1,0 +1,132 @@
+"""Read a wheel's extension modules and claims, without extracting it.
+
+Only the members that matter are read, in memory: the extension binaries (judged by the same
+inspector as installed files), ``WHEEL``, ``METADATA`` (for the Free Threading classifier)
+and the declaration record. ``wheel.wheelfile.WheelFile`` checks each member read against the
+hash in ``RECORD``, so a corrupted wheel is reported, not trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from typing import Optional
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from wheel.wheelfile import WheelError as _WheelFileError
+from wheel.wheelfile import WheelFile
+
+from nogil_toolkit.abi import SuffixTag, is_extension_file, parse_suffix
+from nogil_toolkit.inspect import ModuleInspection, inspect_bytes
+from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord, RecordError
+
+FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: "
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DATA_PREFIX = re.compile(r"^[^/]+\.data/(?:platlib|purelib)/")
+
+
+class WheelError(Exception):
+    """The file is not a readable wheel; the message says why and names the file."""
+
+
+@dataclass(frozen=True)
+class WheelModule:
+    """One extension binary in a wheel."""
+
+    member: str
+    module: Optional[str]
+    """Dotted import name once installed; None for helper libraries (``pkg.libs/libx.so``)."""
+    suffix: SuffixTag
+    inspection: ModuleInspection
+
+
+@dataclass(frozen=True)
+class WheelReport:
+    path: str
+    name: str
+    version: str
+    tags: frozenset[Tag]
+    dist_info: str
+    root_is_purelib: bool
+    classifiers: tuple[str, ...]
+    record: Optional[DeclarationRecord]
+    record_error: Optional[str]
+    modules: tuple[WheelModule, ...]
+
+    @property
+    def extension_modules(self) -> tuple[WheelModule, ...]:
+        """The binaries an import can reach and that export a ``PyInit_*``."""
+        return tuple(m for m in self.modules if m.module is not None and m.inspection.init_symbols)
+
+    @property
+    def free_threading_classifier(self) -> Optional[str]:
+        return next((c for c in self.classifiers if c.startswith(FREE_THREADING_CLASSIFIER)), None)
+
+
+def read_wheel(path: str | os.PathLike[str]) -> WheelReport:
+    """Everything the wheel commands need to know about one wheel; raises WheelError."""
+    path = os.fspath(path)
+    filename = os.path.basename(path)
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as exc:
+        raise WheelError(f"{path}: not a wheel file name ({exc})") from None
+    try:
+        with WheelFile(path) as wheel:
+            return _read(wheel, path, str(name), str(version), tags)
+    except FileNotFoundError:
+        raise WheelError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise WheelError(f"{path}: is a directory") from None
+    except zipfile.BadZipFile as exc:
+        raise WheelError(f"{path}: not a valid zip archive ({exc}); the file may be truncated") from None
+    except _WheelFileError as exc:
+        raise WheelError(f"{path}: {exc}") from None
+    except (OSError, EOFError, zipfile.LargeZipFile, ValueError) as exc:
+        raise WheelError(f"{path}: cannot be read ({exc})") from None
+
+
+def _read(wheel: WheelFile, path: str, name: str, version: str, tags: frozenset[Tag]) -> WheelReport:
+    dist_info = wheel.dist_info_path
+    names = wheel.namelist()
+    wheel_meta = _headers(wheel, f"{dist_info}/WHEEL", required=True)
+    metadata = _headers(wheel, f"{dist_info}/METADATA", required=True)
+    record, record_error = None, None
+    if f"{dist_info}/{RECORD_NAME}" in names:
+        try:
+            record = DeclarationRecord.from_text(wheel.read(f"{dist_info}/{RECORD_NAME}").decode("utf-8"))
+        except (RecordError, UnicodeDecodeError) as exc:
+            record_error = str(exc)
+    modules = []
+    for member in names:
+        if member.endswith("/") or not is_extension_file(member):
+            continue
+        data = wheel.read(member)
+        suffix = parse_suffix(member.rsplit("/", 1)[-1])
+        modules.append(WheelModule(member, _module_name(member, suffix), suffix, inspect_bytes(data, member)))
+    return WheelReport(
+        path=path, name=name, version=version, tags=tags, dist_info=dist_info,
+        root_is_purelib=(wheel_meta.get("Root-Is-Purelib", "false").strip().lower() == "true"),
+        classifiers=tuple(metadata.get_all("Classifier") or ()),
+        record=record, record_error=record_error, modules=tuple(modules),
+    )
+
+
+def _headers(wheel: WheelFile, member: str, required: bool):  # type: ignore[no-untyped-def]
+    try:
+        text = wheel.read(member).decode("utf-8")
+    except KeyError:
+        if required:
+            raise WheelError(f"{wheel.filename}: has no {member}") from None
+        text = ""
+    return HeaderParser().parsestr(text)
+
+
+def _module_name(member: str, suffix: SuffixTag) -> Optional[str]:
+    relative = _DATA_PREFIX.sub("", member)
+    parts = [*relative.split("/")[:-1], suffix.basename]
+    return ".".join(parts) if all(_IDENTIFIER.match(p) for p in parts) else None
