@@ -6,6 +6,12 @@ loaded alone, from its file, by a new interpreter started with ``-I`` (which als
 module named by CPython's "GIL has been enabled to load module 'X'" warning, say whether
 the module needs the GIL. When another module (one the probed module imported) re-enabled
 it first, the probe cannot tell, and says so rather than guessing.
+
+The GIL's state is read right after the module object is created, before its code runs:
+CPython acts on a module's declaration when it creates the module, so that moment answers for
+this module alone. Running its code afterwards may import its own package (which a normal
+import would have loaded first: a circular import when the file is loaded alone) or other
+modules that re-enable the GIL; neither says anything about this module's declaration.
 """
 
 from __future__ import annotations
@@ -19,28 +25,40 @@ from typing import Callable, Iterable, Optional, Sequence
 from nogil_toolkit.environment import ExtensionFile
 
 # Loads the file directly, so that a package's __init__ runs only if the module itself
-# imports it. Prints one JSON line.
+# imports it. The verdict is taken once the module is created (its declaration acted on) and
+# printed at once, so that module code that then crashes the process cannot take it away;
+# a failure of that code is reported on a second line. Lines start with _TAG: the module's
+# own code may print too.
 _SCRIPT = r"""
 import importlib.machinery, importlib.util, json, re, sys, warnings
 name, path, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 sys.path[:0] = extra
-blamed, error = None, None
+def blamed_by(caught):
+    for w in caught:
+        match = re.search(r"enabled to load module '([^']+)'", str(w.message))
+        if match:
+            return match.group(1)
+    return None
+error = exec_error = module = None
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
         loader = importlib.machinery.ExtensionFileLoader(name, path)
         spec = importlib.util.spec_from_file_location(name, path, loader=loader)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        loader.exec_module(module)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
-for w in caught:
-    match = re.search(r"enabled to load module '([^']+)'", str(w.message))
-    if match:
-        blamed = match.group(1)
-print(json.dumps({"gil": sys._is_gil_enabled(), "blamed": blamed, "error": error}))
+    print("\n" + TAG + json.dumps({"gil": sys._is_gil_enabled(), "blamed": blamed_by(caught), "error": error}),
+          flush=True)
+    if module is not None:
+        sys.modules[name] = module
+        try:
+            loader.exec_module(module)
+        except BaseException as exc:
+            exec_error = f"{type(exc).__name__}: {exc}"
+print("\n" + TAG + json.dumps({"exec_error": exec_error}), flush=True)
 """
+_TAG = "nogil-toolkit-probe:"
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,11 @@ class ProbeResult:
     blamed: Optional[str]
     """The module CPython named when it re-enabled the GIL."""
     error: Optional[str]
+    """Why the module could not be created (its declaration was never acted on)."""
     module: str
+    exec_error: Optional[str] = None
+    """The module was created, then its code failed when run alone (for example a circular
+    import of its own package, which a normal import loads first). Does not affect the verdict."""
 
     @property
     def needs_gil(self) -> Optional[bool]:
@@ -66,6 +88,9 @@ class ProbeResult:
     @property
     def summary(self) -> str:
         if self.needs_gil is False:
+            if self.exec_error:
+                return ("created with the GIL still disabled (its code then failed when loaded alone: "
+                        f"{self.exec_error})")
             return "loaded; the GIL stayed disabled"
         if self.needs_gil:
             return "loading it re-enabled the GIL"
@@ -77,18 +102,24 @@ class ProbeResult:
 def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
     name = file.module or ""
     try:
-        out = subprocess.run([python, "-I", "-c", _SCRIPT, name, file.path, *extra_paths],
+        out = subprocess.run([python, "-I", "-c", f"TAG = {_TAG!r}\n{_SCRIPT}", name, file.path, *extra_paths],
                              capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return ProbeResult(None, None, f"timed out after {timeout:g} s", name)
     except OSError as exc:
         return ProbeResult(None, None, f"could not start {python}: {exc}", name)
-    try:
-        data = json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        detail = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
-        return ProbeResult(None, None, f"the interpreter died: {detail}", name)
-    return ProbeResult(data["gil"], data["blamed"], data["error"], name)
+    data: dict = {}
+    for line in out.stdout.splitlines():
+        if line.startswith(_TAG):
+            try:
+                data.update(json.loads(line[len(_TAG):]))
+            except ValueError:
+                pass
+    died = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+    if "gil" not in data:
+        return ProbeResult(None, None, f"the interpreter died: {died}", name)
+    exec_error = data["exec_error"] if "exec_error" in data else f"the interpreter died: {died}"
+    return ProbeResult(data["gil"], data["blamed"], data["error"], name, exec_error)
 
 
 def probe_modules(python: str, files: Iterable[ExtensionFile], extra_paths: Sequence[str] = (),
