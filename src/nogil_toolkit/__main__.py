@@ -11,10 +11,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from nogil_toolkit import __version__, main_declare
+from nogil_toolkit import __version__, main_declare, main_wheel
 from nogil_toolkit.console import EXIT_USAGE
 
-SUBCOMMANDS = (main_declare,)
+SUBCOMMANDS = (main_declare, main_wheel)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from wheel.wheelfile import WheelError as _WheelFileError
 from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.abi import SuffixTag, is_extension_file, parse_suffix
-from nogil_toolkit.inspect import ModuleInspection, inspect_bytes
+from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes
 from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord, RecordError
 
 FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: "
@@ -59,8 +59,10 @@ class WheelReport:
 
     @property
     def extension_modules(self) -> tuple[WheelModule, ...]:
-        """The binaries an import can reach and that export a ``PyInit_*``."""
-        return tuple(m for m in self.modules if m.module is not None and m.inspection.init_symbols)
+        """The binaries an import can reach, except those known to be plain libraries: an
+        unreadable binary may well be a module, so it stays in (with its UNKNOWN verdict)."""
+        return tuple(m for m in self.modules
+                     if m.module is not None and m.inspection.verdict is not Verdict.NOT_A_MODULE)
 
     @property
     def free_threading_classifier(self) -> Optional[str]:
