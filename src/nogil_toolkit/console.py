@@ -29,6 +29,11 @@ def style(text: str, name: str, stream: TextIO) -> str:
     return f"\033[{_STYLES[name]}m{text}\033[0m" if use_colour(stream) else text
 
 
+def plural(count: int, singular: str, plural_form: str = "") -> str:
+    """``1 module``, ``2 modules``."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
 def error(message: str, where: str | None = None) -> None:
     """``error: <what> (<where>)`` on stderr."""
     suffix = f" ({where})" if where else ""

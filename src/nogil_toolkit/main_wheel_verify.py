@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, style
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
 from nogil_toolkit.wheel_output import wheel_json, write_findings
 from nogil_toolkit.wheel_verify import Severity, verify
 from nogil_toolkit.wheels import WheelError, read_wheel
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             documents.append({**wheel_json(report, findings), "ok": not failed})
             continue
         verdict = style("FAIL", "red", sys.stdout) if failed else style("ok", "green", sys.stdout)
-        print(f"{verdict}  {report.path} ({len(report.extension_modules)} extension modules)")
+        print(f"{verdict}  {report.path} ({plural(len(report.extension_modules), 'extension module')})")
         write_findings(findings, sys.stdout)
     if args.format == "json":
         json.dump({"schema_version": 1, "wheels": documents}, sys.stdout, indent=2)

@@ -15,7 +15,7 @@ from typing import Any, Optional, TextIO
 
 from nogil_toolkit import __version__
 from nogil_toolkit.check import CheckResult, ExitCode, ModuleResult, Severity, Status
-from nogil_toolkit.console import style
+from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.target import TargetInterpreter
 
@@ -108,7 +108,7 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
             continue
         label, colour = _LABELS[max((m.severity for m in members), key=_severity_rank)]
         out()
-        out(f"{style(label, colour, stream)}  {_plural(len(members), 'module')} {heading}:")
+        out(f"{style(label, colour, stream)}  {plural(len(members), 'module')} {heading}:")
         _write_grouped(members, out)
 
     disagreements = [m for m in result.modules if m.probe_disagrees]
@@ -122,20 +122,16 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     good = [m for m in result.modules if m.status is Status.KEEPS_GIL_OFF]
     dists = {str(m.file.distribution) for m in good}
     out()
-    out(f"{style('OK', 'green', stream)}    {_plural(len(good), 'module')} in {_plural(len(dists), 'distribution')} "
+    out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} in {plural(len(dists), 'distribution')} "
         "declare they run without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
     if helpers or shadowed:
-        out(f"      also seen: {_plural(helpers, 'shared library', 'shared libraries')} that are not modules, "
-            f"{_plural(shadowed, 'shadowed file')}")
+        out(f"      also seen: {plural(helpers, 'shared library', 'shared libraries')} that are not modules, "
+            f"{plural(shadowed, 'shadowed file')}")
     out()
     _write_advice(result, target, out)
-
-
-def _plural(count: int, singular: str, plural: str = "") -> str:
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _severity_rank(severity: Severity) -> int:

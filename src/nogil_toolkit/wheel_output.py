@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence, TextIO
 
-from nogil_toolkit.console import style
+from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.wheel_verify import Finding, Severity
 from nogil_toolkit.wheels import WheelReport
@@ -53,7 +53,8 @@ def write_wheel_text(report: WheelReport, stream: TextIO) -> None:
             f"by {report.record.generator}")
     modules = report.extension_modules
     helpers = len(report.modules) - len(modules)
-    out(f"  {len(modules)} extension modules" + (f", {helpers} other shared libraries" if helpers else "") +
+    out(f"  {plural(len(modules), 'extension module')}" +
+        (f", {plural(helpers, 'other shared library', 'other shared libraries')}" if helpers else "") +
         (":" if modules else ""))
     for module in sorted(modules, key=lambda m: m.module or ""):
         inspection = module.inspection
