@@ -108,6 +108,8 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
             continue
         label, colour = _LABELS[max((m.severity for m in members), key=_severity_rank)]
         out()
+        if status is Status.NEEDS_GIL and not target.free_threaded:
+            heading = "need the GIL (on a free-threaded build, importing one would re-enable it)"
         out(f"{style(label, colour, stream)}  {plural(len(members), 'module')} {heading}:")
         _write_grouped(members, out)
 
@@ -172,7 +174,7 @@ def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> N
         out("what to do: upgrade these distributions to releases that declare free-threading support (or ask "
             "their maintainers to); once a module is audited as thread-safe, accept it with "
             "--allow MODULE=REASON or [tool.nogil.check.allow] in pyproject.toml.")
-    if result.count(Status.UNDECIDED):
+    if result.count(Status.UNDECIDED) and target.free_threaded:
         out("what to do: confirm undecided modules with --probe (imports each module in a fresh interpreter).")
     if result.count(Status.WRONG_ABI):
         out(f"what to do: reinstall distributions with wheels built for {target.name} "
