@@ -27,6 +27,16 @@ def ft_python() -> str:
 
 
 @pytest.fixture(scope="session")
+def ft_abi(ft_python: str) -> tuple[str, str]:
+    """The free-threaded interpreter's wheel ABI tag and extension suffix, e.g.
+    ``("cp313t", ".cpython-313t-x86_64-linux-gnu.so")``: a 3.14t on PATH works as well."""
+    out = run([ft_python, "-c", "import sys, sysconfig; "
+               "print(f'cp{sys.version_info[0]}{sys.version_info[1]}t', sysconfig.get_config_var('EXT_SUFFIX'))"])
+    abi, suffix = out.stdout.split()
+    return abi, suffix
+
+
+@pytest.fixture(scope="session")
 def ft_venv(ft_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One venv of the free-threaded interpreter for tests that only install wheels."""
     return make_venv(ft_python, tmp_path_factory.mktemp("ft-venv") / "venv")

@@ -21,7 +21,6 @@ from support import install, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
-FT_TAG = ".cpython-313t-x86_64-linux-gnu.so"
 MULTI_PHASE_C = """
 #include <Python.h>
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "%(name)s", NULL, 0, NULL};
@@ -43,7 +42,8 @@ def compile_module(python: str, name: str, out: Path, limited_api: bool = False)
 
 
 @pytest.fixture(scope="module")
-def populated(ft_python: str, ft_sample_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def populated(ft_python: str, ft_abi: tuple[str, str], ft_sample_wheels: dict[str, Path],
+              tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the samples installed plus files this interpreter cannot load or import."""
     from support import gil_python
     venv = make_venv(ft_python, tmp_path_factory.mktemp("populated") / "venv")
@@ -53,7 +53,7 @@ def populated(ft_python: str, ft_sample_wheels: dict[str, Path], tmp_path_factor
     assert gil313, "a GIL build of CPython 3.13 is needed to build a wrong-ABI module"
     compile_module(gil313, "gilmod", site / "gilmod.cpython-313-x86_64-linux-gnu.so")
     compile_module(gil313, "stable", site / "stable.abi3.so", limited_api=True)
-    shutil.copy(next((site / "spine").glob(f"_single{FT_TAG}")), site / "spine" / "_single.so")
+    shutil.copy(site / "spine" / f"_single{ft_abi[1]}", site / "spine" / "_single.so")
     return venv
 
 
@@ -64,16 +64,16 @@ def clean(ft_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def folders(populated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def folders(populated: Path, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Extra folders, each holding one kind of module, for --path."""
     base = tmp_path_factory.mktemp("folders")
     site = site_packages(populated)
     needs = base / "needs" / "efalse"
     needs.mkdir(parents=True)
-    shutil.copy(next((site / "efalse").glob(f"_claims{FT_TAG}")), needs)
+    shutil.copy(site / "efalse" / f"_claims{ft_abi[1]}", needs)
     junk = base / "junk" / "broken"
     junk.mkdir(parents=True)
-    (junk / f"_junk{FT_TAG}").write_bytes(b"\x7fELF\x02\x01\x01" + random.Random(7).randbytes(3000))
+    (junk / f"_junk{ft_abi[1]}").write_bytes(b"\x7fELF\x02\x01\x01" + random.Random(7).randbytes(3000))
     return {"needs": base / "needs", "junk": base / "junk"}
 
 

@@ -23,7 +23,6 @@ from nogil_toolkit.wheel_record import RECORD_NAME
 from support import SAMPLES, build_wheel, import_strict, install, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
-FT_SUFFIX = ".cpython-313t-x86_64-linux-gnu.so"
 
 
 def tool(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -101,10 +100,11 @@ def test_no_record_without_the_table_and_pure_wheels_untouched(plain: Path, ft_v
         assert not any(n.endswith(RECORD_NAME) for n in archive.namelist())
 
 
-def test_inspect_shows_tags_record_and_verdicts(capsys: pytest.CaptureFixture[str], spine: Path) -> None:
+def test_inspect_shows_tags_record_and_verdicts(capsys: pytest.CaptureFixture[str], spine: Path,
+                                                ft_abi: tuple[str, str]) -> None:
     code, out, err = tool(capsys, "inspect", spine)
     assert code == 0 and err == ""
-    assert "tags cp313-cp313t-linux_x86_64" in out
+    assert f"tags {ft_abi[0][:-1]}-{ft_abi[0]}-linux_x86_64" in out
     assert "record: 5 modules, thread-safe = true, by nogil-toolkit 0.1.0" in out
     assert "    spine.legacy._old  used [nogil-toolkit]" in out or "    spine.legacy._old  used" in out
     code, out, _ = tool(capsys, "inspect", "--format", "json", spine)
@@ -151,14 +151,15 @@ def test_verify_catches_an_undeclared_module_under_a_t_tag_and_a_false_classifie
 
 
 def test_verify_catches_a_t_module_in_a_gil_tagged_wheel(capsys: pytest.CaptureFixture[str], spine: Path,
-                                                         tmp_path: Path) -> None:
+                                                         ft_abi: tuple[str, str], tmp_path: Path) -> None:
+    gil_abi = ft_abi[0][:-1]
     shutil.copy(spine, tmp_path)
-    run([sys.executable, "-m", "wheel", "tags", "--abi-tag", "cp313", "--remove", tmp_path / spine.name])
-    (retagged,) = tmp_path.glob("*-cp313-cp313-*.whl")
+    run([sys.executable, "-m", "wheel", "tags", "--abi-tag", gil_abi, "--remove", tmp_path / spine.name])
+    (retagged,) = tmp_path.glob(f"*-{gil_abi}-{gil_abi}-*.whl")
     code, document = verify_json(capsys, retagged)
     assert code == 1
     suffix = [f for f in document["findings"] if f["claim"] == "suffix"]
-    assert len(suffix) == 5 and "only a free-threaded interpreter loads, but the wheel is tagged cp313" in \
+    assert len(suffix) == 5 and f"only a free-threaded interpreter loads, but the wheel is tagged {gil_abi}" in \
         suffix[0]["message"]
 
 
@@ -183,10 +184,10 @@ def test_annotate_adds_the_record_keeping_every_other_member(capsys: pytest.Capt
 
 
 def test_annotate_refuses_a_binary_it_cannot_judge(capsys: pytest.CaptureFixture[str], spine: Path,
-                                                   tmp_path: Path) -> None:
+                                                   ft_abi: tuple[str, str], tmp_path: Path) -> None:
     junk = b"\x7fELF\x02\x01\x01" + random.Random(3).randbytes(4000)
     wheel = rewrite(spine, tmp_path / spine.name, {f"{dist_info(spine)}/{RECORD_NAME}": None,
-                                                   f"spine/_junk{FT_SUFFIX}": junk})
+                                                   f"spine/_junk{ft_abi[1]}": junk})
     original = wheel.read_bytes()
     code, _, err = tool(capsys, "annotate", wheel, "--wheel-dir", tmp_path / "out")
     assert code == 1 and "cannot be read from the binaries, so no record is written" in err
@@ -238,10 +239,11 @@ def test_damaged_wheels_get_clear_errors(capsys: pytest.CaptureFixture[str], spi
 
 
 def test_auditwheel_repair_keeps_the_record_and_the_result_imports_gil_free(
-        capsys: pytest.CaptureFixture[str], spine: Path, ft_python: str, tmp_path: Path) -> None:
+        capsys: pytest.CaptureFixture[str], spine: Path, ft_python: str, ft_abi: tuple[str, str],
+        tmp_path: Path) -> None:
     run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "repaired", spine])
     (repaired,) = (tmp_path / "repaired").glob("*.whl")
-    assert "manylinux" in repaired.name and "cp313t" in repaired.name
+    assert "manylinux" in repaired.name and ft_abi[0] in repaired.name
     code, document = verify_json(capsys, repaired)
     assert code == 0 and document["record"]["modules"]["spine._multi"] == "not-used"
     assert tool(capsys, "annotate", repaired)[0] == 0  # already up to date: nothing to refresh
