@@ -22,13 +22,15 @@ from nogil_toolkit.target import TargetInterpreter
 SCHEMA_VERSION = 1
 SCHEMA_RESOURCE = "check_env.schema.json"
 
-# Sections of the text report, blamed modules first.
+# Sections of the text report, blamed modules first; headings for one module and for several.
 _SECTIONS = (
-    (Status.NEEDS_GIL, "re-enable the GIL when imported"),
-    (Status.WRONG_ABI, "cannot be loaded by this interpreter"),
-    (Status.UNDECIDED, "could not be decided statically"),
-    (Status.ALLOWED, "need the GIL, accepted by the policy"),
+    (Status.NEEDS_GIL, ("re-enables the GIL when imported", "re-enable the GIL when imported")),
+    (Status.WRONG_ABI, ("cannot be loaded by this interpreter",) * 2),
+    (Status.UNDECIDED, ("could not be decided statically",) * 2),
+    (Status.ALLOWED, ("needs the GIL, accepted by the policy", "need the GIL, accepted by the policy")),
 )
+_GIL_TARGET_NEEDS_GIL = ("needs the GIL (on a free-threaded build, importing it would re-enable it)",
+                         "need the GIL (on a free-threaded build, importing one would re-enable it)")
 _LABELS = {Severity.ERROR: ("FAIL", "red"), Severity.WARNING: ("WARN", "yellow"), Severity.INFO: ("NOTE", "bold"),
            Severity.NONE: ("OK", "green")}
 
@@ -102,15 +104,15 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     if not target.free_threaded:
         out("note: this interpreter has the GIL; declarations decide its fate only on a free-threaded build")
 
-    for status, heading in _SECTIONS:
+    for status, headings in _SECTIONS:
         members = [m for m in result.modules if m.status is status]
         if not members:
             continue
         label, colour = _LABELS[max((m.severity for m in members), key=_severity_rank)]
         out()
         if status is Status.NEEDS_GIL and not target.free_threaded:
-            heading = "need the GIL (on a free-threaded build, importing one would re-enable it)"
-        out(f"{style(label, colour, stream)}  {plural(len(members), 'module')} {heading}:")
+            headings = _GIL_TARGET_NEEDS_GIL
+        out(f"{style(label, colour, stream)}  {plural(len(members), 'module')} {headings[len(members) != 1]}:")
         _write_grouped(members, out)
 
     disagreements = [m for m in result.modules if m.probe_disagrees]

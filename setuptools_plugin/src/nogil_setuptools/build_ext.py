@@ -50,13 +50,16 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
                 return
             plan = ShimPlan(ext.name, declaration)
             shim = write_shim(plan, Path(self.build_temp) / "nogil-shims", is_cplusplus(ext.sources, ext.language))
-            saved = (ext.sources, ext.define_macros)
+            saved = (ext.sources, ext.define_macros, ext.extra_link_args)
             ext.sources = [*ext.sources, str(shim)]
             ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
+            if sys.platform == "darwin":
+                # ld64 does not take visibility from a hidden reference, as ELF linkers do.
+                ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
             try:
                 super().build_extension(ext)
             finally:
-                ext.sources, ext.define_macros = saved
+                ext.sources, ext.define_macros, ext.extra_link_args = saved
             self.nogil_declared[ext.name] = declaration
             self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
 
