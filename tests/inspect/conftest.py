@@ -126,7 +126,13 @@ def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str) -> Dict[str
     add("decoy", "decoy.c", "decoy")
     add("marker", "marker.c", "marker_mod")
     add("plainlib", "plainlib.c", "plainlib", suffix=".so", importable=False)
-    for label in ("multi_not_used", "multi_none", "single_setgil", "multi_not_used_O3"):
+    add("multi_null_slots", "nullslots.c", "multi_null_slots")
+    add("multi_null_slots_dotted", "nullslots.c", "multi_null_dotted", defines=['M_NAME="pkg.multi_null_dotted"'])
+    add("multi_null_slots_O0", "nullslots.c", "multi_null_slots_o0", defines=["WITH_METHODS"], opt="-O0")
+    add("multi_null_slots_O3", "nullslots.c", "multi_null_slots_o3", defines=["WITH_METHODS"], opt="-O3")
+    add("patched_in_init", "patchedslots.c", "patched_in_init", defines=["PATCH_IN_INIT"])
+    add("patched_elsewhere", "patchedslots.c", "patched_elsewhere")
+    for label in ("multi_not_used", "multi_none", "single_setgil", "multi_not_used_O3", "multi_null_slots"):
         src = built[label]
         stripped = out / f"{label}_stripped"
         stripped.mkdir()

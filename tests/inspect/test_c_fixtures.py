@@ -29,7 +29,16 @@ EXPECTED = {
     "gil_multi_none": Verdict.UNDECLARED,
     # PyUnstable_Module_SetGIL only exists with Py_GIL_DISABLED: the GIL build cannot declare.
     "gil_single_setgil": Verdict.UNDECLARED,
+    # Multi-phase with m_slots NULL: no slot array at all, so no Py_mod_gil slot.
+    "multi_null_slots": Verdict.UNDECLARED,
+    "multi_null_slots_dotted": Verdict.UNDECLARED,
+    "multi_null_slots_O0": Verdict.UNDECLARED,
+    "multi_null_slots_O3": Verdict.UNDECLARED,
+    "multi_null_slots_stripped": Verdict.UNDECLARED,
 }
+# m_slots NULL in the file but set before use: these declare NOT_USED, which static reading
+# cannot see, so they must be UNKNOWN (never UNDECLARED, let alone a guess of NOT_USED).
+PATCHED = ("patched_in_init", "patched_elsewhere")
 DECIDING_KIND = {
     "multi_not_used": EvidenceKind.SLOT,
     "multi_used": EvidenceKind.SLOT,
@@ -40,6 +49,8 @@ DECIDING_KIND = {
     "decoy": EvidenceKind.INIT_STYLE,
     "marker": EvidenceKind.MARKER,
     "plainlib": EvidenceKind.NO_INIT_EXPORT,
+    "multi_null_slots": EvidenceKind.SLOT_ARRAY,
+    "multi_null_slots_dotted": EvidenceKind.SLOT_ARRAY,
 }
 
 
@@ -102,3 +113,18 @@ def test_marker_evidence_points_into_the_file(c_modules):
     assert marker.kind is EvidenceKind.MARKER and report.generator == "nogil-toolkit"
     data = module.path.read_bytes()
     assert data[marker.offset:].startswith(b"nogil-toolkit-declaration:1;module=pkg.marker_mod;gil=not-used")
+
+
+@pytest.mark.parametrize("label", PATCHED)
+def test_slots_set_at_run_time_are_unknown(c_modules, probe, label):
+    module = c_modules[label]
+    report = inspect_binary(module.path)
+    assert report.verdict is Verdict.UNKNOWN and report.reason, report
+    assert probe(module.path, module.name).declared_not_used(module.name) is True
+
+
+def test_null_slots_evidence_names_the_definition(c_modules):
+    report = inspect_binary(c_modules["multi_null_slots_dotted"].path)
+    assert "'pkg.multi_null_dotted'" in report.evidence[0].detail and "m_slots NULL" in report.evidence[0].detail
+    data = c_modules["multi_null_slots_dotted"].path.read_bytes()
+    assert data[report.evidence[0].offset:report.evidence[0].offset + 8] == bytes(8)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
+from inspect_support import require
 
-from nogil_toolkit.inspect import Verdict, inspect_binary
+from nogil_toolkit.inspect import EvidenceKind, Verdict, inspect_binary
 
 CYTHON_SOURCE = """
 def add(int a, int b):
@@ -88,19 +91,72 @@ def test_cython(cython_modules, probe, name):
         assert declared == (report.verdict is Verdict.NOT_USED)
 
 
-@pytest.mark.parametrize("name, imported_not_used", [
-    ("pb3_ft", True), ("pb3_plain", False), ("pb213_ft", True), ("pb213_plain", False),
+@pytest.mark.parametrize("name, imported_not_used, verdict", [
+    ("pb3_ft", True, Verdict.NOT_USED), ("pb3_plain", False, Verdict.UNDECLARED),
+    ("pb213_ft", True, Verdict.UNKNOWN), ("pb213_plain", False, None),
 ])
-def test_pybind11(pybind11_modules, probe, name, imported_not_used):
+def test_pybind11(pybind11_modules, probe, name, imported_not_used, verdict):
     path = pybind11_modules[name]
     report = inspect_binary(path)
     assert report.generator == "pybind11"
     assert probe(path, name).declared_not_used(name) is imported_not_used
-    # pybind11 keeps the declaration out of static data (run-time slots in 3.x, a run-time
-    # flag before SetGIL in 2.13): the inspector must not guess, except when the compiler
-    # removed the SetGIL call and no declaration path remains at all.
-    if imported_not_used:
-        assert report.verdict is Verdict.UNKNOWN, report
-        assert "pybind11" in (report.reason or "")
-    else:
+    if verdict is not None:
+        assert report.verdict is verdict, report
+    if name.startswith("pb213"):
+        # pybind11 2.13 keeps the declaration out of static data (a run-time flag before
+        # SetGIL): the inspector must not guess, except when the compiler removed the SetGIL
+        # call and no declaration path remains at all.
         assert report.verdict in (Verdict.UNKNOWN, Verdict.UNDECLARED), report
+        if report.verdict is Verdict.UNKNOWN:
+            assert "pybind11" in (report.reason or "")
+
+
+# pybind11 3 fills its slot array in PyInit_<name> at run time. From -O1 on, GCC inlines the
+# filling as one immediate store per field, which the inspector reads back; at -O0 (an
+# out-of-line init_slots()) and -Os (zeros stored from registers) it must say UNKNOWN.
+PYBIND_LEVELS = {"O0": None, "O1": True, "O2": True, "O3": True, "Os": None}
+
+
+@pytest.fixture(scope="session")
+def pybind11_levels(ft_venv: Path, ft_include: str, ft_ext_suffix: str, tmp_path_factory) -> Dict[str, Path]:
+    require(shutil.which("g++") is not None, "g++ is needed to build pybind11 fixtures")
+    include = subprocess.run([str(ft_venv), "-c", "import pybind11; print(pybind11.get_include())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    root = tmp_path_factory.mktemp("pybind11-levels")
+    built, jobs = {}, []
+    for level in PYBIND_LEVELS:
+        for declared in (True, False):
+            name = f"pb3_{'ft' if declared else 'plain'}_{level.lower()}"
+            source = root / f"{name}.cpp"
+            source.write_text("#include <pybind11/pybind11.h>\nnamespace py = pybind11;\n" + PYBIND_SOURCE.format(
+                name=name, extra=", py::mod_gil_not_used()" if declared else ""))
+            built[name] = root / f"{name}{ft_ext_suffix}"
+            jobs.append(subprocess.Popen(["g++", f"-{level}", "-std=c++17", "-fPIC", "-shared", "-fvisibility=hidden",
+                                          f"-I{ft_include}", f"-I{include}", str(source), "-o", str(built[name])],
+                                         stderr=subprocess.PIPE, text=True))
+    for job in jobs:
+        _, errors = job.communicate(timeout=600)
+        assert job.returncode == 0, errors[-2000:]
+    return built
+
+
+@pytest.mark.parametrize("level", sorted(PYBIND_LEVELS))
+@pytest.mark.parametrize("declared", [True, False], ids=["ft", "plain"])
+def test_pybind11_3_run_time_slots(pybind11_levels, probe, level, declared):
+    name = f"pb3_{'ft' if declared else 'plain'}_{level.lower()}"
+    path = pybind11_levels[name]
+    report = inspect_binary(path)
+    assert report.generator == "pybind11" and report.generator_version.startswith("v")
+    assert probe(path, name).declared_not_used(name) is declared
+    if PYBIND_LEVELS[level] is None:
+        assert report.verdict is Verdict.UNKNOWN, report
+        assert "reading the init function's stores" in (report.reason or "")
+        return
+    assert report.verdict is (Verdict.NOT_USED if declared else Verdict.UNDECLARED), report
+    deciding = report.evidence[0]
+    assert deciding.kind is (EvidenceKind.SLOT if declared else EvidenceKind.SLOT_ARRAY)
+    if declared:
+        # The evidence points at the instruction `movq $1, <slots+8+16k>(%rip)`.
+        data = path.read_bytes()
+        assert data[deciding.offset:deciding.offset + 3] == b"\x48\xc7\x05"
+        assert data[deciding.offset + 7:deciding.offset + 11] == (1).to_bytes(4, "little")

@@ -116,3 +116,55 @@ def test_verdicts_map_to_what_cpython_does():
     assert Verdict.NOT_USED.declaration is GilDeclaration.NOT_USED
     assert Verdict.USED.declaration is Verdict.UNDECLARED.declaration is GilDeclaration.USED
     assert Verdict.UNKNOWN.declaration is Verdict.NOT_A_MODULE.declaration is None
+
+
+def _definition(m_slots: Optional[int] = None, name: str = "mod"):
+    from nogil_toolkit.inspect.slots import ModuleDefinition
+    return ModuleDefinition(0x5000, 0x5020, m_slots, name, 0x4020, 8)
+
+
+def test_multi_phase_definition_without_slots_is_undeclared():
+    facts = _facts(imports=frozenset({"PyModuleDef_Init"}), module_definitions=[_definition()])
+    decision = decide(facts)
+    assert decision.verdict is Verdict.UNDECLARED
+    assert decision.evidence[0].kind is EvidenceKind.SLOT_ARRAY and "m_slots NULL" in decision.evidence[0].detail
+
+
+def test_definition_without_slots_needs_multi_phase_init():
+    # Single-phase modules keep their own rules (here: PyModule_Create2 without SetGIL).
+    facts = _facts(imports=frozenset({"PyModule_Create2"}), module_definitions=[_definition()])
+    assert decide(facts).evidence[0].kind is EvidenceKind.INIT_STYLE
+    with_set_gil = _facts(imports=frozenset({"PyModuleDef_Init", SET_GIL}), module_definitions=[_definition()])
+    assert decide(with_set_gil).verdict is not Verdict.UNDECLARED
+
+
+def test_definition_without_slots_that_may_be_patched_is_unknown():
+    facts = _facts(imports=frozenset({"PyModuleDef_Init"}), module_definitions=[_definition()],
+                   slots_may_be_set_at_run_time=True)
+    decision = decide(facts)
+    assert decision.verdict is Verdict.UNKNOWN and "run time" in decision.reason
+
+
+def test_own_definition_hides_other_modules_arrays():
+    # A NOT_USED array of another module in the same file says nothing about this one.
+    facts = _facts(imports=frozenset({"PyModuleDef_Init"}), module_definitions=[_definition()],
+                   slot_arrays=[_array(1, name="pkg.helper")])
+    assert decide(facts).verdict is Verdict.UNDECLARED
+
+
+def test_run_time_slot_array_decides_only_for_a_known_value():
+    from nogil_toolkit.inspect.initcode import CodeSlotArray
+    pybind = _fp(Generator.PYBIND11, "v11")
+
+    def verdict(entries) -> Verdict:
+        code = CodeSlotArray(0x9000, tuple(entries), None)
+        return decide(_facts(imports=frozenset({"PyModuleDef_Init"}), fingerprint=pybind,
+                             module_definitions=[_definition(0x9000)], code_slot_array=code)).verdict
+
+    assert verdict([(2, None), (4, 1)]) is Verdict.NOT_USED
+    assert verdict([(2, None), (3, 0)]) is Verdict.UNDECLARED
+    assert verdict([(2, None), (4, 0)]) is Verdict.UNKNOWN  # pybind11 never stores USED: unverified
+    assert verdict([(2, None), (4, None)]) is Verdict.UNKNOWN
+    failed = decide(_facts(imports=frozenset({"PyModuleDef_Init"}), fingerprint=pybind,
+                           module_definitions=[_definition(0x9000)], code_slot_array="entry 0 is odd"))
+    assert failed.verdict is Verdict.UNKNOWN and "entry 0 is odd" in failed.reason

@@ -112,3 +112,20 @@ def test_other_platforms_match_linux_x86_64(project, platform, fmt, machine):
         assert (report.format, report.machine) == (fmt, machine)
         assert report.init_symbols == (f"PyInit_{name}",)
         assert report.verdict is expected[name], report
+
+
+def test_pybind11_3_modules_are_decided_on_x86_64():
+    """contourpy 1.3.3 is built with pybind11 3: its slot array only exists at run time, and
+    the inspector reads the declaration from the stores in PyInit (import-checked above)."""
+    wheel = download_wheel("contourpy")
+    require(wheel is not None, "cannot download contourpy")
+    reports = [r for _, r in _members(wheel) if r.generator == "pybind11"]
+    assert reports and all(r.verdict is Verdict.NOT_USED for r in reports), reports
+
+
+def test_pybind11_3_modules_stay_unknown_on_aarch64():
+    """No rule reads aarch64 code: the run-time slot array stays UNKNOWN there, with a reason."""
+    wheel = download_wheel("contourpy", "manylinux_2_28_aarch64")
+    require(wheel is not None, "cannot download contourpy for aarch64")
+    reports = [r for _, r in _members(wheel) if r.generator == "pybind11"]
+    assert reports and all(r.verdict is Verdict.UNKNOWN and "x86-64" in (r.reason or "") for r in reports), reports

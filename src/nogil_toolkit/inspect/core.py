@@ -15,10 +15,12 @@ from dataclasses import replace
 from typing import Callable, List, Optional, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
-from nogil_toolkit.inspect.generators import fingerprint
+from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
-from nogil_toolkit.inspect.rules import Observations, decide
-from nogil_toolkit.inspect.slots import find_slot_arrays
+from nogil_toolkit.inspect.initcode import CodeSlotArray, refers_to, read_pyinit_slot_array
+from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, Observations, decide, own_arrays
+from nogil_toolkit.inspect.slots import (ModuleDefinition, find_module_definitions, find_slot_arrays,
+                                         has_stray_gil_entry)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import Marker, iter_markers
 
@@ -86,15 +88,35 @@ def _inspect(data: Buffer, name: str) -> ModuleInspection:
 
 def _judge(image: BinaryImage, name: str) -> ModuleInspection:
     init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
+    module_name = _module_name(name)
+    slot_arrays = find_slot_arrays(image) if init_symbols else []
+    fp = fingerprint(image) if init_symbols else None
+    definitions: List[ModuleDefinition] = []
+    slots_may_be_set = False
+    code_slot_array: Union[CodeSlotArray, str, None] = None
+    # The costlier look at the module's own definition, only when its slot array was not
+    # found: a multi-phase module with m_slots NULL, or a run-time slot array.
+    if (init_symbols and module_name and MODULE_DEF_INIT in image.imports
+            and not own_arrays(slot_arrays, module_name)):
+        definitions = find_module_definitions(image, module_name)
+        if definitions and all(d.m_slots is None for d in definitions):
+            slots_may_be_set = (has_stray_gil_entry(image, slot_arrays)
+                                or any(refers_to(image, f"PyInit_{module_name}", d.m_slots_location,
+                                                 image.pointer_size) for d in definitions))
+        elif definitions and _is_pybind11_3(fp):
+            code_slot_array = _code_slot_array(image, init_symbols, module_name, definitions)
     facts = Observations(
         init_symbols=init_symbols,
-        module_name=_module_name(name),
+        module_name=module_name,
         imports=image.imports,
         markers=_markers(image),
-        slot_arrays=find_slot_arrays(image) if init_symbols else [],
+        slot_arrays=slot_arrays,
         relocations_available=image.relocation_reader is not None,
         format=image.format,
-        fingerprint=fingerprint(image) if init_symbols else None,
+        fingerprint=fp,
+        module_definitions=definitions,
+        slots_may_be_set_at_run_time=slots_may_be_set,
+        code_slot_array=code_slot_array,
     )
     decision = decide(facts)
     fp = facts.fingerprint
@@ -109,6 +131,26 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         generator=fp.generator.value if fp else ("nogil-toolkit" if facts.markers else None),
         generator_version=fp.version if fp else None,
     )
+
+
+def _is_pybind11_3(fp: Optional[Fingerprint]) -> bool:
+    return (fp is not None and fp.generator is Generator.PYBIND11
+            and (fp.major or 0) >= PYBIND11_FIRST_MULTI_PHASE_INTERNALS)
+
+
+def _code_slot_array(image: BinaryImage, init_symbols: Tuple[str, ...], module_name: str,
+                     definitions: List[ModuleDefinition]) -> Union[CodeSlotArray, str]:
+    """pybind11 3's slot array as its ``PyInit`` fills it, or why it cannot be read."""
+    arrays = {d.m_slots for d in definitions}
+    if len(arrays) != 1 or None in arrays:
+        return "the module's definitions point to different slot arrays"
+    function = f"PyInit_{module_name}"
+    if function not in init_symbols:
+        return f"no {function} export"
+    addresses = [a for d in definitions for a in d.possible_addresses]
+    array = arrays.pop()
+    assert array is not None
+    return read_pyinit_slot_array(image, function, array, addresses)
 
 
 def _markers(image: BinaryImage) -> List[Marker]:

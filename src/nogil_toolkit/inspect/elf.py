@@ -40,6 +40,7 @@ SHF_EXECINSTR = 0x4
 SHN_UNDEF = 0
 SHN_XINDEX = 0xFFFF
 _STB_LOCAL = 0
+_STT_FUNC = 2
 
 # e_machine -> (name, base-relative relocation types, symbol+addend word-sized types).
 # Only these two families let the reader recover where a pointer points; everything else
@@ -94,6 +95,18 @@ class SymbolTable:
     def imported(self) -> List[str]:
         """Names of undefined symbols (what the library expects the interpreter to provide)."""
         return [n for n in compress(self.names, map(operator.eq, self.section_indexes, repeat(SHN_UNDEF))) if n]
+
+    def function_extent(self, name: str) -> Optional[Tuple[int, int]]:
+        """(address, size) of the defined, exported function ``name``, if there is one."""
+        try:
+            index = self.names.index(name)
+        except ValueError:
+            return None
+        info = self.infos[index]
+        if (self.section_indexes[index] == SHN_UNDEF or info >> 4 == _STB_LOCAL
+                or info & 0xF != _STT_FUNC):
+            return None
+        return self.values[index], self.sizes[index]
 
     def defined_value(self, index: int) -> Optional[int]:
         """Value of symbol ``index`` if it is defined in this file, else ``None``."""
@@ -402,6 +415,7 @@ def load(data: Buffer) -> BinaryImage:
         sections=sections,
         relocation_reader=None,
         marker_region=(marker.offset, len(reader.section_data(marker))) if marker is not None else None,
+        function_reader=symbols.function_extent,
     )
     if reader.knows_relocation_types:
         image.relocation_reader = lambda: reader.resolved_relocations(symbols, image)

@@ -8,7 +8,8 @@ static evidence can mean:
   ``NOT_USED``, so the import alone says nothing.
 * pybind11 2.x (single-phase) imports ``PyUnstable_Module_SetGIL`` on every free-threaded
   build and calls it only if a run-time flag is set; pybind11 3.x (multi-phase) fills its
-  slot array at run time. Neither leaves static evidence of the value.
+  slot array at run time. Neither leaves static data with the value; for pybind11 3 on
+  x86-64 the stores in ``PyInit`` can be read back (see ``initcode``).
 * PyO3 up to at least 0.26 (single-phase) always calls ``PyUnstable_Module_SetGIL`` with
   a value from a run-time field; newer PyO3 (0.28 here) writes a static slot array.
 * nanobind 2.x calls ``PyUnstable_Module_SetGIL`` only when built ``FREE_THREADED``;

@@ -90,6 +90,9 @@ class BinaryImage:
     part); ``None`` when the reader cannot recover them for this format or machine."""
     marker_region: Optional[Tuple[int, int]] = None
     """(file offset, size) of the toolkit's marker section, if the file has one."""
+    function_reader: Optional[Callable[[str], Optional[Tuple[int, int]]]] = None
+    """(address, size) of an exported function by name, where the format records sizes
+    (ELF); ``None`` for formats that do not."""
     _relocations: Optional[Relocations] = field(default=None, repr=False)
     _starts: List[int] = field(default_factory=list, repr=False)
     _mapped: List[Section] = field(default_factory=list, repr=False)
@@ -134,6 +137,21 @@ class BinaryImage:
         stop = min(offset + limit, section.offset + section.size, len(self.data))
         end = self.data.find(b"\0", offset, stop)
         return None if end < 0 else bytes(self.data[offset:end]).decode("utf-8", "replace")
+
+    def function_code(self, name: str, limit: int) -> Optional[Tuple[int, bytes]]:
+        """(address, machine code) of the exported function ``name``, if its extent is known,
+        lies in one executable file-backed section, and is at most ``limit`` bytes."""
+        if self.function_reader is None:
+            return None
+        extent = self.function_reader(name)
+        if extent is None:
+            return None
+        address, size = extent
+        section = self.section_at(address)
+        if not 0 < size <= limit or section is None or not section.executable:
+            return None
+        code = self.read(address, size)
+        return None if code is None else (address, code)
 
     def read_only_data(self) -> List[Section]:
         """Non-executable, non-writable, file-backed sections: where string literals live."""

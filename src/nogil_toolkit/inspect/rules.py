@@ -1,8 +1,9 @@
 """Combine the observations about one image into a verdict, strongest evidence first.
 
 The order is the one from the design notes: the toolkit marker, then a verified slot
-array, then the single-phase ``PyUnstable_Module_SetGIL`` import, then what the generator
-and the init style allow. The asymmetry is deliberate: a wrong ``NOT_USED`` silently
+array, then the module's own ``PyModuleDef`` when it has no static slot array (``m_slots``
+NULL, or a run-time array whose stores ``PyInit`` makes visibly), then the single-phase
+``PyUnstable_Module_SetGIL`` import, then what the generator and the init style allow. The asymmetry is deliberate: a wrong ``NOT_USED`` silently
 turns the GIL off under code that needs it, while a wrong ``UNKNOWN`` only costs a probe.
 So ``NOT_USED`` needs direct evidence, and any doubt ends in ``UNKNOWN`` with a reason.
 """
@@ -10,18 +11,20 @@ So ``NOT_USED`` needs direct evidence, and any doubt ends in ``UNKNOWN`` with a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import FrozenSet, List, Optional, Sequence, Tuple
+from typing import FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect.generators import (
     PYBIND11_FIRST_MULTI_PHASE_INTERNALS,
     Fingerprint,
     Generator,
 )
-from nogil_toolkit.inspect.slots import SlotArray
+from nogil_toolkit.inspect.initcode import CodeSlotArray
+from nogil_toolkit.inspect.slots import ModuleDefinition, SlotArray
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, Verdict
 from nogil_toolkit.marker import Marker
 
 SET_GIL = "PyUnstable_Module_SetGIL"
+MODULE_DEF_INIT = "PyModuleDef_Init"
 # What a PyInit_* function must call to hand CPython a module definition (multi-phase) ...
 MULTI_PHASE_IMPORTS = frozenset({"PyModuleDef_Init", "PyModuleDef_Type"})
 # ... or a finished module object (single-phase).
@@ -42,6 +45,17 @@ class Observations:
     relocations_available: bool
     format: str
     fingerprint: Optional[Fingerprint]
+    module_definitions: Sequence[ModuleDefinition] = ()
+    """Statically built ``PyModuleDef``s named like this module (gathered only when no slot
+    array of this module was found)."""
+    slots_may_be_set_at_run_time: bool = False
+    """Gathered only when the module's definitions have ``m_slots`` NULL: a
+    ``{Py_mod_gil, Py_MOD_GIL_NOT_USED}`` entry occurs in the data outside every verified
+    slot array, or the init function's code refers to the ``m_slots`` field; either way
+    the NULL may be replaced before the definition is used."""
+    code_slot_array: Union[CodeSlotArray, str, None] = None
+    """The run-time slot array read from ``PyInit``'s stores, or why it could not be read
+    (gathered only for pybind11 3 modules)."""
 
 
 @dataclass
@@ -56,8 +70,8 @@ def decide(facts: Observations) -> Decision:
     if not facts.init_symbols:
         return Decision(Verdict.NOT_A_MODULE, [Evidence(EvidenceKind.NO_INIT_EXPORT,
                                                         "no exported PyInit_* function")])
-    decision = (_from_markers(facts) or _from_slots(facts) or _from_set_gil(facts)
-                or _from_init_style(facts))
+    decision = (_from_markers(facts) or _from_slots(facts) or _from_definition(facts)
+                or _from_set_gil(facts) or _from_init_style(facts))
     if facts.fingerprint is not None:
         decision.evidence.append(_generator_evidence(facts.fingerprint))
     return decision
@@ -123,18 +137,63 @@ def _from_slots(facts: Observations) -> Optional[Decision]:
     return Decision(Verdict.UNDECLARED, evidence)
 
 
+def own_arrays(arrays: Sequence[SlotArray], module_name: Optional[str]) -> List[SlotArray]:
+    """The slot arrays whose ``PyModuleDef.m_name`` is ``module_name`` (possibly dotted)."""
+    if not module_name:
+        return []
+    return [a for a in arrays if a.module_name == module_name or a.module_name.endswith("." + module_name)]
+
+
 def _arrays_for_module(facts: Observations) -> Sequence[SlotArray]:
     """The slot arrays whose ``PyModuleDef.m_name`` is this module's, if any are; else all.
 
     A library can hold several module definitions (test modules, submodules); the one
     named like the file is the one the import system will create.
     """
-    name = facts.module_name
-    if name:
-        own = [a for a in facts.slot_arrays if a.module_name == name or a.module_name.endswith("." + name)]
-        if own:
-            return own
+    own = own_arrays(facts.slot_arrays, facts.module_name)
+    if own:
+        return own
+    if facts.module_definitions:
+        # The module's own definition exists and has no static slot array: other
+        # modules' arrays in the same file say nothing about it.
+        return []
     return facts.slot_arrays
+
+
+def _from_definition(facts: Observations) -> Optional[Decision]:
+    """The module's own ``PyModuleDef`` when it has no static slot array.
+
+    ``m_slots`` NULL in a multi-phase module means there is no slot array at all, so no
+    ``Py_mod_gil`` slot: CPython enables the GIL. ``m_slots`` pointing to memory filled at
+    run time is decided by the stores ``PyInit`` makes, when they could be read.
+    """
+    definitions = facts.module_definitions
+    if not definitions or MODULE_DEF_INIT not in facts.imports:
+        return None
+    if all(d.m_slots is None for d in definitions):
+        if SET_GIL in facts.imports or facts.slots_may_be_set_at_run_time:
+            return None
+        names = ", ".join(sorted({repr(d.module_name) for d in definitions}))
+        return Decision(Verdict.UNDECLARED, [Evidence(
+            EvidenceKind.SLOT_ARRAY,
+            f"multi-phase init (imports {MODULE_DEF_INIT}) and the module's PyModuleDef {names} has "
+            "m_slots NULL: there is no slot array, so no Py_mod_gil slot",
+            definitions[0].file_offset)])
+    code = facts.code_slot_array
+    if not isinstance(code, CodeSlotArray):
+        return None
+    if code.has_gil_slot:
+        if code.gil_value != 1:
+            return None  # pybind11 only ever stores Py_MOD_GIL_NOT_USED; anything else is unverified
+        return Decision(Verdict.NOT_USED, [Evidence(
+            EvidenceKind.SLOT,
+            f"the init function stores {{Py_mod_gil, Py_MOD_GIL_NOT_USED}} into the module's run-time "
+            f"slot array at {code.address:#x}", code.gil_store_offset)])
+    slots = ", ".join(str(slot) for slot, _ in code.entries)
+    return Decision(Verdict.UNDECLARED, [Evidence(
+        EvidenceKind.SLOT_ARRAY,
+        f"the init function fills the module's run-time slot array at {code.address:#x} with slots "
+        f"[{slots}] and no Py_mod_gil")])
 
 
 def _from_set_gil(facts: Observations) -> Optional[Decision]:
@@ -182,9 +241,18 @@ def _why_no_slots(facts: Observations, fp: Optional[Fingerprint]) -> str:
     if not facts.relocations_available:
         return f"slot arrays cannot be verified in this {facts.format} binary (no relocation reader for it)"
     if fp is not None and fp.generator is Generator.PYBIND11 and (fp.major or 0) >= PYBIND11_FIRST_MULTI_PHASE_INTERNALS:
-        return "pybind11 3.x fills its module slot array at run time; its declaration is not in the file"
+        detail = ""
+        if isinstance(facts.code_slot_array, str):
+            detail = f" (reading the init function's stores: {facts.code_slot_array})"
+        elif isinstance(facts.code_slot_array, CodeSlotArray):
+            detail = " (the init function stores an unexpected Py_mod_gil value)"
+        return f"pybind11 3.x fills its module slot array at run time; its declaration is not in the file{detail}"
     if fp is not None and fp.generator is Generator.NANOBIND:
         return "nanobind allocates its module slot array at run time; its declaration is not in the file"
+    if facts.module_definitions and facts.slots_may_be_set_at_run_time:
+        return ("the module's PyModuleDef has m_slots NULL in the file, but the init function stores into "
+                "it or a {Py_mod_gil, Py_MOD_GIL_NOT_USED} entry lies elsewhere in the data: the slot array "
+                "may be installed at run time")
     return "the module's slot array is built at run time or could not be verified"
 
 

@@ -213,3 +213,140 @@ def _walk(image: BinaryImage, address: int, locations: FrozenSet[int]) -> Option
         seen_slots.add(slot)
         entries.append(SlotEntry(slot, value, relocated))
     return None
+
+
+@dataclass(frozen=True)
+class ModuleDefinition:
+    """A statically built ``PyModuleDef`` whose ``m_name`` is this module's name.
+
+    Found from the name rather than from a slot array, so that a definition without a
+    readable slot array (``m_slots`` NULL, or pointing to memory filled at run time) is
+    still seen.
+    """
+
+    m_name_location: int
+    m_slots_location: int
+    m_slots: Optional[int]
+    """Where ``m_slots`` points after loading; ``None`` when the field is NULL."""
+    module_name: str
+    file_offset: Optional[int]
+    """File offset of the ``m_slots`` field (for evidence)."""
+    pointer_size: int
+
+    @property
+    def possible_addresses(self) -> Tuple[int, int]:
+        """Where the ``PyModuleDef`` starts: before ``m_name`` come ``m_init``, ``m_index``,
+        ``m_copy`` and a ``PyObject`` header of four words (free-threaded) or two (GIL build)."""
+        word = self.pointer_size
+        return (self.m_name_location - 7 * word, self.m_name_location - 5 * word)
+
+
+# Occurrences of the module name looked at per section: a name is in a handful of strings.
+_MAX_NAME_HITS = 64
+# How far back the start of a dotted name (``package.module``) is looked for.
+_MAX_NAME_LENGTH = 256
+
+
+def find_module_definitions(image: BinaryImage, module_name: str) -> List[ModuleDefinition]:
+    """The module definitions named ``module_name`` (or ``<package>.<module_name>``).
+
+    A definition counts only with the same shape checks as for slot arrays: relocated
+    ``m_name`` pointing to the name, ``PyModuleDef_HEAD_INIT`` tail zero, plausible
+    ``m_size``, pointer fields NULL or relocated. ``m_slots`` is NULL only when it holds
+    zero and no fix-up writes it; a relocated ``m_slots`` whose target is not statically
+    known is left out (nothing can be said about it).
+    """
+    relocations = image.relocations
+    if relocations is None or not module_name.isidentifier():
+        return []
+    names = _name_addresses(image, module_name.encode())
+    if not names:
+        return []
+    word = image.pointer_size
+    name_offset = _M_SLOTS_AFTER_M_NAME * word
+    candidates: Dict[int, str] = {}
+    for target, sources in relocations.referrers(set(names)).items():
+        for source in sources:
+            m_slots_location = source + name_offset
+            if _shaped_like_module_def(image, m_slots_location, relocations.locations):
+                candidates[m_slots_location] = names[target]
+    targets = relocations.targets_of(set(candidates))
+    found = []
+    for location, name in sorted(candidates.items()):
+        m_slots: Optional[int]
+        if location in relocations.locations:
+            m_slots = targets.get(location)
+            if m_slots is None:
+                continue
+        else:
+            raw = image.read(location, word)
+            if raw is None or any(raw):
+                continue
+            m_slots = None
+        found.append(ModuleDefinition(location - name_offset, location, m_slots, name,
+                                      image.file_offset(location, word), word))
+    return found
+
+
+def _name_addresses(image: BinaryImage, name: bytes) -> Dict[int, str]:
+    """Addresses of C strings equal to ``name`` or to a dotted path ending in ``.name``.
+
+    Both the string's own start and, for a dotted path, the start of the whole path count:
+    the linker may point a short string into the tail of a longer one.
+    """
+    found: Dict[int, str] = {}
+    needle = name + b"\0"
+    text = name.decode()
+    data = image.data
+    for section in image.read_only_data():
+        start = section.offset
+        end = min(section.offset + section.size, len(data))
+        delta = section.address - section.offset
+        hit = data.find(needle, start, end)
+        for _ in range(_MAX_NAME_HITS):
+            if hit < 0:
+                break
+            found[hit + delta] = text
+            if hit > start and data[hit - 1] == ord("."):
+                low = max(start, hit - _MAX_NAME_LENGTH)
+                nul = data.rfind(b"\0", low, hit)
+                if nul >= 0 or low == start:
+                    begin = nul + 1 if nul >= 0 else start
+                    full = bytes(data[begin:hit]).decode("utf-8", "replace") + text
+                    if all(part.isidentifier() for part in full.split(".")):
+                        found[begin + delta] = full
+            hit = data.find(needle, hit + 1, end)
+    return found
+
+
+# Entries searched for with a plain find(); bounded so that a crafted file stays cheap.
+_MAX_STRAY_HITS = 256
+
+
+def has_stray_gil_entry(image: BinaryImage, verified: List[SlotArray]) -> bool:
+    """Whether ``{Py_mod_gil, Py_MOD_GIL_NOT_USED}`` occurs in data outside ``verified`` arrays.
+
+    Such an entry may belong to a slot array that code installs at run time (for example
+    into a definition whose ``m_slots`` is NULL in the file), so its presence forbids
+    concluding "no slot array". Only ``NOT_USED`` matters: a stray ``USED`` entry would
+    leave the verdict as it is.
+    """
+    layout = _ENTRY_LAYOUTS[(image.pointer_size, image.byte_order)]
+    entry = layout.pack(PY_MOD_GIL, 0, 1) if image.pointer_size == 8 else layout.pack(PY_MOD_GIL, 1)
+    covered = [(a.address, a.address + len(a.entries) * a.entry_size) for a in verified]
+    data = image.data
+    for section in image.sections:
+        if section.executable or not section.in_file:
+            continue
+        start, end = section.offset, min(section.offset + section.size, len(data))
+        hit = data.find(entry, start, end)
+        for _ in range(_MAX_STRAY_HITS):
+            if hit < 0:
+                break
+            address = section.address + (hit - section.offset)
+            if not any(low <= address < high for low, high in covered):
+                return True
+            hit = data.find(entry, hit + 1, end)
+        else:
+            return True
+    return False

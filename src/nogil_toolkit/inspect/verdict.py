@@ -57,10 +57,13 @@ class EvidenceKind(enum.Enum):
     """The toolkit's own build marker (section ``.nogil_toolkit`` or its PE/Mach-O twin)."""
 
     SLOT = "slot"
-    """A ``{Py_mod_gil, value}`` entry in a relocation-referenced, terminated slot array."""
+    """A ``{Py_mod_gil, value}`` entry in a relocation-referenced, terminated slot array, or
+    stored by ``PyInit``'s code into a run-time slot array that is fully reconstructed."""
 
     SLOT_ARRAY = "slot-array"
-    """A module's slot array that was found and has no ``Py_mod_gil`` entry."""
+    """A module's slot array that was found (in data, or reconstructed from ``PyInit``'s
+    stores) and has no ``Py_mod_gil`` entry, or a multi-phase module definition whose
+    ``m_slots`` is NULL (no slot array at all)."""
 
     SET_GIL_IMPORT = "set-gil-import"
     """The library imports ``PyUnstable_Module_SetGIL`` (single-phase declaration)."""

@@ -1,0 +1,190 @@
+"""Read a slot array that ``PyInit_*`` fills at run time from the stores in its machine code.
+
+pybind11 3 keeps its ``PyModuleDef_Slot`` array in a function-local static (``.bss``) and
+fills it the first time ``PyInit_<name>`` runs, so the file holds no slot data. With
+optimisation on, GCC and Clang inline the filling into ``PyInit_<name>`` as one store per
+field, each addressing the array relative to the instruction pointer (x86-64)::
+
+    c7 05 <rel32> 04 00 00 00        movl $4, slots+0x20(%rip)    # Py_mod_gil
+    48 c7 05 <rel32> 01 00 00 00     movq $1, slots+0x28(%rip)    # Py_MOD_GIL_NOT_USED
+    c7 05 <rel32> 00 00 00 00        movl $0, slots+0x30(%rip)    # terminator
+    48 c7 05 <rel32> 00 00 00 00     movq $0, slots+0x38(%rip)
+
+This module reconstructs the array from such stores, and only when the reconstruction is
+complete: every reference from the function's code into the array (up to and including
+its terminator) must be one of the recognised stores, no field may be stored twice (two
+stores mean two paths, as a run-time option would compile to), every entry must be there
+from the first to the terminator, and the array must live in zero-initialised memory so
+that fields nobody stores are known to be zero. Anything else (the array's address taken
+with ``lea`` for an out-of-line fill at ``-O0``, a vector store, an indexed store) leaves a
+reference that is not recognised, and the answer is "cannot tell".
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from nogil_toolkit.inspect.image import BinaryImage
+
+# PyInit functions of real modules are a few hundred bytes; a bound keeps the scan cheap.
+MAX_FUNCTION_SIZE = 16384
+_ENTRY = 16  # PyModuleDef_Slot on 64-bit: int slot, 4 bytes padding, void *value
+_MAX_ENTRIES = 16
+# Legacy prefixes that change what a following c7/89 instruction does (operand or address
+# size, segment, lock/rep): a store behind one of them is not one we recognise.
+_PREFIXES = frozenset({0x66, 0x67, 0x64, 0x65, 0x2E, 0x3E, 0x26, 0x36, 0xF0, 0xF2, 0xF3})
+_REL32 = struct.Struct("<i")
+# A rel32 displacement is followed by nothing, an imm8 or an imm32 before the instruction ends.
+_TAILS = (0, 1, 4)
+
+
+@dataclass(frozen=True)
+class Store:
+    """One recognised store into the array."""
+
+    offset: int
+    """Byte offset of the stored field from the start of the array."""
+    width: int
+    value: Optional[int]
+    """The stored immediate; ``None`` when a register is stored."""
+    code_offset: int
+    """Offset of the instruction's displacement inside the function."""
+
+
+@dataclass(frozen=True)
+class CodeSlotArray:
+    """A slot array reconstructed from the stores of ``PyInit_*``."""
+
+    address: int
+    entries: Tuple[Tuple[int, Optional[int]], ...]
+    """(slot id, value) up to, not including, the terminator; value ``None``: a register."""
+    gil_store_offset: Optional[int]
+    """File offset of the instruction that stores the ``Py_mod_gil`` value, if any."""
+
+    @property
+    def gil_value(self) -> Optional[int]:
+        return next((value for slot, value in self.entries if slot == 4), None)
+
+    @property
+    def has_gil_slot(self) -> bool:
+        return any(slot == 4 for slot, _ in self.entries)
+
+
+def references(code: bytes, address: int, low: int, high: int) -> List[Tuple[int, Tuple[int, ...]]]:
+    """Positions ``p`` whose rel32 may address ``[low, high)``, with the possible targets.
+
+    The instruction's end is not known without decoding, so each plausible immediate size
+    after the displacement is tried; a false hit can only make the caller more careful.
+    """
+    found = []
+    for position in range(len(code) - 3):
+        (displacement,) = _REL32.unpack_from(code, position)
+        base = address + position + 4 + displacement
+        if low <= base + 4 and base < high:
+            targets = tuple(base + tail for tail in _TAILS if low <= base + tail < high)
+            if targets:
+                found.append((position, targets))
+    return found
+
+
+def _decode_store(code: bytes, position: int, address: int) -> Optional[Tuple[int, int, Optional[int]]]:
+    """(target, width, immediate or None) if a RIP-relative mov store has its rel32 at ``position``."""
+    if position < 2 or code[position - 1] & 0xC7 != 0x05:
+        return None
+    opcode = code[position - 2]
+    before = code[position - 3] if position >= 3 else None
+    if before in _PREFIXES:
+        return None
+    rex_w = before is not None and 0x48 <= before <= 0x4F
+    (displacement,) = _REL32.unpack_from(code, position)
+    if opcode == 0xC7 and code[position - 1] == 0x05:  # mov imm32 (sign-extended with REX.W)
+        if position + 8 > len(code):
+            return None
+        (immediate,) = _REL32.unpack_from(code, position + 4)
+        target = address + position + 8 + displacement
+        return target, 8 if rex_w else 4, immediate
+    if opcode == 0x89:  # mov reg, mem
+        return address + position + 4 + displacement, 8 if rex_w else 4, None
+    return None
+
+
+def read_code_slot_array(code: bytes, address: int, array: int, file_offset: int = 0) -> Union[CodeSlotArray, str]:
+    """Reconstruct the slot array at ``array`` from ``code`` (at ``address``, read from
+    ``file_offset``), or say why not."""
+    window = references(code, address, array, array + _MAX_ENTRIES * _ENTRY)
+    stores: Dict[int, List[Store]] = {}
+    unexplained: List[int] = []
+    for position, targets in window:
+        decoded = _decode_store(code, position, address)
+        if decoded is None or decoded[0] not in targets:
+            unexplained.append(min(targets))
+            continue
+        target, width, value = decoded
+        stores.setdefault(target - array, []).append(Store(target - array, width, value, position))
+    entries: List[Tuple[int, Optional[int]]] = []
+    gil_store = None
+    for index in range(_MAX_ENTRIES):
+        fields = (stores.get(index * _ENTRY, []), stores.get(index * _ENTRY + 8, []))
+        if any(len(field) > 1 for field in fields):
+            return f"entry {index} of the slot array is stored more than once (a run-time choice)"
+        if not all(fields) or fields[0][0].value is None:
+            return f"entry {index} of the slot array is not stored as constants"
+        slot_store, value_store = fields[0][0], fields[1][0]
+        if value_store.width != 8 or not 0 <= slot_store.value < 1 << 31:
+            return f"entry {index} of the slot array has an unexpected layout"
+        end = (index + 1) * _ENTRY
+        if slot_store.value == 0:
+            if value_store.value != 0:
+                return "the slot array's terminator is not {0, NULL}"
+            break
+        if slot_store.value == 4:
+            gil_store = file_offset + value_store.code_offset - (3 if value_store.width == 8 else 2)
+        entries.append((slot_store.value, value_store.value))
+    else:
+        return "no terminator found among the stores to the slot array"
+    stray = [t for t in unexplained if t < array + end]
+    stray += [array + offset for offset in stores if offset < end and offset % 8]
+    if stray:
+        return f"the slot array is also accessed in a way not recognised (at {min(stray):#x})"
+    return CodeSlotArray(array, tuple(entries), gil_store)
+
+
+def read_pyinit_slot_array(image: BinaryImage, function: str, array: int,
+                           definition_addresses: Sequence[int]) -> Union[CodeSlotArray, str]:
+    """The slot array at ``array`` as ``function`` fills it, for an x86-64 ELF image.
+
+    Also checks that the function refers to the module definition (one of
+    ``definition_addresses``), so that the array belongs to the definition it returns.
+    """
+    if image.format != "elf" or image.machine != "x86_64":
+        return f"run-time slot stores are only read in x86-64 ELF code, not {image.machine} {image.format}"
+    section = image.section_at(array)
+    if section is None or section.in_file or not section.writable:
+        return "the slot array is not in zero-initialised writable memory"
+    found = image.function_code(function, MAX_FUNCTION_SIZE)
+    if found is None:
+        return f"the extent of {function} is not known"
+    address, code = found
+    file_offset = image.file_offset(address, len(code))
+    assert file_offset is not None
+    low, high = min(definition_addresses), max(definition_addresses) + 1
+    if not any(set(targets) & set(definition_addresses) for _, targets in references(code, address, low, high)):
+        return f"{function} does not refer to the module definition"
+    return read_code_slot_array(code, address, array, file_offset)
+
+
+def refers_to(image: BinaryImage, function: str, address: int, size: int) -> bool:
+    """Whether ``function``'s x86-64 code may address ``[address, address + size)``.
+
+    ``False`` also when the code cannot be read (other machines and formats): the callers
+    use it as an extra objection, never as evidence by itself.
+    """
+    if image.format != "elf" or image.machine != "x86_64":
+        return False
+    found = image.function_code(function, MAX_FUNCTION_SIZE)
+    if found is None:
+        return False
+    code_address, code = found
+    return bool(references(code, code_address, address, address + size))
