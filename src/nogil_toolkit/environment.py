@@ -134,10 +134,54 @@ def _owners(folders: list[str]) -> dict[str, Distribution]:
             wanted = [str(f) for f in dist.files or () if _OWNED_LINE.search(str(f))]
         if not wanted:
             continue
-        owner = Distribution(dist.metadata["Name"] or "<unnamed>", dist.version)
+        name, version = _name_and_version(dist)
+        owner = Distribution(name or "<unnamed>", version)
         for relative in wanted:
             owners.setdefault(os.path.realpath(dist.locate_file(relative.strip('"'))), owner)
     return owners
+
+
+def _name_and_version(dist: metadata.Distribution) -> tuple[Optional[str], Optional[str]]:
+    """``Name`` and ``Version`` as ``dist.metadata`` gives them, read from the header lines only.
+
+    ``dist.metadata`` runs the email parser over the whole file, long description included,
+    and ``dist.version`` does it again: most of a warm re-check's time. Both headers come
+    before the first blank line, so only that part is read; anything unusual (a header
+    missing, folded or malformed) falls back to ``dist.metadata``.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    headers = _leading_headers(text, ("name", "version")) if text else None
+    if headers is not None and len(headers) == 2:
+        return headers["name"], headers["version"]
+    return dist.metadata["Name"], dist.version
+
+
+def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, str]]:
+    """The first value of each ``wanted`` header (lower-case names) before the first blank
+    line, as the email parser's compat32 policy returns it; ``None`` when one of them is
+    folded or a line is not a ``Name: value`` header, so that the caller asks the parser."""
+    found: dict[str, str] = {}
+    keeping = False  # whether the previous header line gave one of the kept values
+    # Only the header block is split into lines: the long description can be large.
+    ends = [i for i in (text.find("\n\n"), text.find("\n\r\n")) if i >= 0]
+    for line in text[:min(ends) if ends else len(text)].split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            break
+        if line[0] in " \t":  # a folded value continues the previous header
+            if keeping:
+                return None
+            continue
+        if len(found) == len(wanted):
+            break
+        key, colon, value = line.partition(":")
+        if not colon:
+            return None
+        key = key.lower()
+        keeping = key in wanted and key not in found
+        if keeping:
+            found[key] = value.lstrip(" \t")
+    return found
 
 
 def _expand_roots(folders: list[str], owners: dict[str, Distribution]) -> Iterator[_Root]:

@@ -6,6 +6,7 @@ Real directory trees with real metadata files; the binaries' contents do not mat
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,37 @@ def test_search_path_orders_extra_folders_first_and_drops_missing(tmp_path: Path
     extra.mkdir()
     folders = search_path(target(site=str(site)), (str(extra), str(tmp_path / "missing")))
     assert folders == [os.path.realpath(extra), os.path.realpath(site)]
+
+
+def test_owner_name_and_version_come_from_the_header_block_only(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / "pkg" / f"_fast{FT_SUFFIX}")
+    write_dist(site, "Pkg", "1.0", [f"pkg/_fast{FT_SUFFIX}"])
+    # A long description that itself holds header-like lines must not be read as headers.
+    body = "\n".join(["Name: not-this", "Version: 9.9"] + ["lorem ipsum " * 8] * 5000)
+    (site / "Pkg-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: Pkg\nVersion: 1.0\nSummary: x\nLicense: MIT\n  folded\n\n" + body)
+    [found] = find_extensions(target(), [str(site)])
+    assert str(found.distribution) == "Pkg 1.0"
+
+
+def test_owner_of_an_egg_info_install_is_read_from_pkg_info(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / "egg" / f"_e{FT_SUFFIX}")
+    info = site / "Egg-2.0-py3.13.egg-info"
+    info.mkdir(parents=True)
+    (info / "PKG-INFO").write_text("Metadata-Version: 1.1\r\nName: Egg\r\nVersion: 2.0\r\n\r\nName: no\r\n")
+    (info / "SOURCES.txt").write_text(f"egg/_e{FT_SUFFIX}\nsetup.py\n")
+    [found] = find_extensions(target(), [str(site)])
+    assert str(found.distribution) == "Egg 2.0"
+
+
+def test_owner_with_a_folded_name_falls_back_to_the_email_parser(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / f"top{FT_SUFFIX}")
+    write_dist(site, "Odd", "3.0", [f"top{FT_SUFFIX}"])
+    (site / "Odd-3.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: Odd\n  Name\nVersion: 3.0\n")
+    [found] = find_extensions(target(), [str(site)])
+    [dist] = metadata.distributions(path=[str(site)])
+    assert found.distribution is not None and "\n" in found.distribution.name
+    assert (found.distribution.name, found.distribution.version) == (dist.metadata["Name"], dist.version)
