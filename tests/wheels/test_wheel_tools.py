@@ -183,6 +183,17 @@ def test_annotate_adds_the_record_keeping_every_other_member(capsys: pytest.Capt
     assert code == 0 and "up to date, nothing written" in err
 
 
+def test_annotate_a_wheel_built_without_the_plugin(capsys: pytest.CaptureFixture[str], plain: Path,
+                                                   tmp_path: Path) -> None:
+    """No marker: the record comes from the binary's own module def, which has no slots."""
+    code, _, err = tool(capsys, "annotate", plain, "--wheel-dir", tmp_path)
+    assert code == 0 and "added nogil-declaration.json (1 used)" in err
+    with zipfile.ZipFile(tmp_path / plain.name) as archive:
+        assert json.loads(archive.read(f"{dist_info(plain)}/{RECORD_NAME}"))["modules"] == {"plain._ext": "used"}
+    code, document = verify_json(capsys, tmp_path / plain.name)
+    assert code == 1 and [f["claim"] for f in document["findings"]] == ["tag"]  # undeclared under a t tag
+
+
 def test_annotate_refuses_a_binary_it_cannot_judge(capsys: pytest.CaptureFixture[str], spine: Path,
                                                    ft_abi: tuple[str, str], tmp_path: Path) -> None:
     junk = b"\x7fELF\x02\x01\x01" + random.Random(3).randbytes(4000)
