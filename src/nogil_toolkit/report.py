@@ -124,9 +124,12 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
                 f"probe: {m.probe.summary if m.probe else '?'}")
 
     good = [m for m in result.modules if m.status is Status.KEEPS_GIL_OFF]
-    dists = {str(m.file.distribution) for m in good}
+    dists = {m.file.distribution for m in good if m.file.distribution}
+    unowned = sum(1 for m in good if not m.file.distribution)
+    where = (f"({len(good) - unowned} in {plural(len(dists), 'distribution')}, {unowned} owned by none)" if unowned
+             else f"in {plural(len(dists), 'distribution')}")
     out()
-    out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} in {plural(len(dists), 'distribution')} "
+    out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
         "declare they run without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
