@@ -23,7 +23,7 @@ from nogil_toolkit.check import CheckResult, ExitCode, Mode, check
 from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
 from nogil_toolkit.console import error
 from nogil_toolkit.environment import ExtensionFile, find_extensions
-from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_binary
+from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_files
 from nogil_toolkit.probe import probe_modules
 from nogil_toolkit.report import ScanStats, to_json, write_text
 from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
@@ -83,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--probe", action="store_true",
                        help="confirm each verdict by importing the module alone in a fresh subprocess "
                             "of the target (free-threaded targets only)")
-    probe.add_argument("--jobs", type=int, default=os.cpu_count() or 2, metavar="N",
-                       help="probes run at once (default: %(default)s)")
     probe.add_argument("--timeout", type=float, default=30, metavar="SECONDS",
                        help="per-module probe timeout (default: %(default)s)")
-    cache = parser.add_argument_group("cache")
+    cache = parser.add_argument_group("speed")
+    cache.add_argument("--jobs", type=int, default=os.cpu_count() or 2, metavar="N",
+                       help="processes reading binaries, and probes run at once (default: %(default)s)")
     cache.add_argument("--no-cache", action="store_true", help="read every binary again; do not update the cache")
     cache.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where verdicts are cached (default: $NOGIL_TOOLKIT_CACHE or ~/.cache/nogil-toolkit)")
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     folders = search_path(target, extra, args.include_stdlib)
     files = find_extensions(target, folders)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-    inspected, from_cache = _inspect_all(files, cache, progress)
+    inspected, from_cache = _inspect_all(files, cache, args.jobs, progress)
     probes = None
     if args.probe:
         candidates = [f for f, i in inspected if f.importable and i is not None and i.verdict is not Verdict.NOT_A_MODULE]
@@ -197,33 +197,36 @@ def _pyvenv_stamp(python: Optional[str]) -> Optional[int]:
     return None
 
 
-def _inspect_all(files: list[ExtensionFile], cache: Optional[CheckCache],
+def _inspect_all(files: list[ExtensionFile], cache: Optional[CheckCache], jobs: int,
                  progress: _Progress) -> tuple[list[tuple[ExtensionFile, Optional[ModuleInspection]]], int]:
-    results: list[tuple[ExtensionFile, Optional[ModuleInspection]]] = []
-    from_cache = 0
-    for index, file in enumerate(files, start=1):
+    """Each file's inspection: from the cache when the file is unchanged, else read (in
+    parallel). Shadowed files are never imported, so they are not read."""
+    known: dict[str, ModuleInspection] = {}
+    stats: dict[str, os.stat_result] = {}
+    todo: list[str] = []
+    for file in files:
         if file.shadowed_by is not None:
-            results.append((file, None))
             continue
         try:
-            stat = os.stat(file.path)
+            stats[file.path] = os.stat(file.path)
         except OSError:
-            stat = None
-        inspection = cache.lookup(file.path, stat) if cache is not None and stat is not None else None
-        if inspection is None:
-            inspection = inspect_binary(file.path)
-            if cache is not None and stat is not None:
-                cache.store(file.path, stat, inspection)
+            pass  # the inspector reports why it cannot read the file
+        cached = cache.lookup(file.path, stats[file.path]) if cache is not None and file.path in stats else None
+        if cached is not None:
+            known[file.path] = cached
         else:
-            from_cache += 1
-        results.append((file, inspection))
-        if index % 25 == 0:
-            progress.show(f"inspecting {index}/{len(files)}")
+            todo.append(file.path)
+    from_cache = len(known)
+    fresh = inspect_files(todo, jobs, progress=lambda done, total: progress.show(f"inspecting {done}/{total}"))
     progress.clear()
+    for path, inspection in zip(todo, fresh):
+        known[path] = inspection
+        if cache is not None and path in stats:
+            cache.store(path, stats[path], inspection)
     if cache is not None:
         cache.forget_missing({f.path for f in files})
         cache.save()
-    return results, from_cache
+    return [(f, known.get(f.path)) for f in files], from_cache
 
 
 class _Progress:

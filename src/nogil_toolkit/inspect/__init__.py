@@ -11,6 +11,8 @@ environment check, the wheel tools, the runtime guard) builds on these two funct
 """
 
 from nogil_toolkit.inspect.core import inspect_binary, inspect_bytes
+from nogil_toolkit.inspect.parallel import inspect_files
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, ModuleInspection, Verdict
 
-__all__ = ["Evidence", "EvidenceKind", "ModuleInspection", "Verdict", "inspect_binary", "inspect_bytes"]
+__all__ = ["Evidence", "EvidenceKind", "ModuleInspection", "Verdict", "inspect_binary", "inspect_bytes",
+           "inspect_files"]
