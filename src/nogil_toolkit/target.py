@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 _FACTS_SCRIPT = r"""
 import importlib.machinery, json, os, site, sys, sysconfig
@@ -113,11 +113,12 @@ class TargetInterpreter:
         }
 
 
-def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInterpreter:
-    """Ask ``python`` (default: the running interpreter) for its facts."""
+def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 60) -> Any:
+    """Run ``script`` in ``python`` (default: the running interpreter) with ``-I -S`` and return
+    the JSON it prints. The one way the toolkit questions a target interpreter."""
     executable = python or sys.executable
     try:
-        result = subprocess.run([executable, "-I", "-S", "-c", _FACTS_SCRIPT], capture_output=True, text=True,
+        result = subprocess.run([executable, "-I", "-S", "-c", script, *args], capture_output=True, text=True,
                                 timeout=timeout, check=False)
     except FileNotFoundError:
         raise TargetError(f"no interpreter at {executable}") from None
@@ -127,9 +128,18 @@ def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInt
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise TargetError(f"{executable} is not a usable Python 3 interpreter ({detail})")
     try:
-        return TargetInterpreter.from_json(json.loads(result.stdout))
-    except (ValueError, KeyError, TypeError) as exc:
+        return json.loads(result.stdout)
+    except ValueError as exc:
         raise TargetError(f"{executable} answered unexpectedly: {exc}") from None
+
+
+def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInterpreter:
+    """Ask ``python`` (default: the running interpreter) for its facts."""
+    data = ask_target(python, _FACTS_SCRIPT, timeout=timeout)
+    try:
+        return TargetInterpreter.from_json(data)
+    except (KeyError, TypeError) as exc:
+        raise TargetError(f"{python or sys.executable} answered unexpectedly: {exc}") from None
 
 
 def interpreter_identity(python: Optional[str]) -> tuple[str, int, int]:

@@ -14,10 +14,8 @@ that qualifies: the next-best wheel, often the pure ``none-any`` one, takes the 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
@@ -28,6 +26,7 @@ from packaging.utils import BuildTag, InvalidWheelFilename, NormalizedName, pars
 from packaging.version import Version
 
 from nogil_toolkit.inspect import Verdict
+from nogil_toolkit.target import TargetError, ask_target
 from nogil_toolkit.wheels import WheelError, WheelModule, read_wheel
 
 SCHEMA_VERSION = 1
@@ -222,24 +221,16 @@ def query_target_tags(python: str, timeout: float = 60) -> TargetTags:
     """
     packaging_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
     try:
-        result = subprocess.run([python, "-I", "-S", "-c", _TAGS_SCRIPT, packaging_parent],
-                                capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise SelectError("no interpreter at this path", python) from None
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SelectError(f"could not run the interpreter: {exc}", python) from None
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SelectError(f"the interpreter could not compute its wheel tags: {detail}", python)
-    try:
-        data = json.loads(result.stdout)
+        data = ask_target(python, _TAGS_SCRIPT, packaging_parent, timeout=timeout)
         return TargetTags(
             executable=data["executable"], implementation=data["implementation"],
             version=tuple(data["version"]),  # type: ignore[arg-type]
             free_threaded=data["free_threaded"], packaging_version=data["packaging"],
             tags=tuple(Tag(*tag) for tag in data["tags"]),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except TargetError as exc:
+        raise SelectError(f"cannot compute the target's wheel tags: {exc}", python) from None
+    except (KeyError, TypeError) as exc:
         raise SelectError(f"the interpreter answered unexpectedly: {exc}", python) from None
 
 

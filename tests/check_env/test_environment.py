@@ -114,11 +114,11 @@ def test_setuptools_editable_finder_mapping_is_read_statically(tmp_path: Path) -
     touch(src / f"_speed{FT_SUFFIX}")
     finder = "__editable___mypkg_1_0_finder"
     site.mkdir()
-    (site / f"__editable__.mypkg-1.0.pth").write_text(f"import {finder}; {finder}.install()\n")
+    (site / "__editable__.mypkg-1.0.pth").write_text(f"import {finder}; {finder}.install()\n")
     (site / f"{finder}.py").write_text(
         f"import pathlib\npathlib.Path({str(sentinel)!r}).touch()\n"
         f"MAPPING: dict[str, str] = {{'mypkg': {str(src)!r}}}\nNAMESPACES = {{}}\n")
-    write_dist(site, "mypkg", "1.0", [f"__editable__.mypkg-1.0.pth", f"{finder}.py"])
+    write_dist(site, "mypkg", "1.0", ["__editable__.mypkg-1.0.pth", f"{finder}.py"])
     (found,) = find_extensions(target(), [str(site)])
     assert found.module == "mypkg._speed"
     assert str(found.distribution) == "mypkg 1.0"

@@ -20,7 +20,7 @@ from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.__main__ import main
 from nogil_toolkit.wheel_record import RECORD_NAME
-from support import SAMPLES, build_wheel, import_strict, install, make_venv, run
+from support import build_wheel, import_strict, install, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
