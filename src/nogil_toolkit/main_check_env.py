@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from nogil_toolkit import __version__
 from nogil_toolkit.cache import CheckCache, default_cache_dir
@@ -113,8 +113,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     mode_from_policy, allow, policy_source = _policy(args)
-    cache = None if args.no_cache else _open_cache(args)
-    target = _target(args.python, cache)
+    try:
+        identity = interpreter_identity(args.python)
+    except OSError as exc:
+        raise UsageError(f"--python {args.python}: {exc.strerror or exc}") from None
+    cache = None if args.no_cache else CheckCache(args.cache_dir or default_cache_dir(), identity[0])
+    target = _target(args.python, cache, [*identity, _pyvenv_stamp(args.python)])
     mode = Mode(args.mode or mode_from_policy or (Mode.NOGIL.value if target.free_threaded else Mode.GIL.value))
     if args.probe and not target.free_threaded:
         raise UsageError(f"--probe needs a free-threaded interpreter; {target.executable} is {target.name}")
@@ -162,18 +166,8 @@ def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], O
     return mode, rules, source
 
 
-def _open_cache(args: argparse.Namespace) -> CheckCache:
-    try:
-        identity = interpreter_identity(args.python)
-    except OSError as exc:
-        raise UsageError(f"--python {args.python}: {exc.strerror or exc}") from None
-    return CheckCache(args.cache_dir or default_cache_dir(), identity[0])
-
-
-def _target(python: Optional[str], cache: Optional[CheckCache]) -> TargetInterpreter:
-    identity: list = []
+def _target(python: Optional[str], cache: Optional[CheckCache], identity: list[Any]) -> TargetInterpreter:
     if cache is not None:
-        identity = [*interpreter_identity(python), _pyvenv_stamp(python)]
         facts = cache.target_facts(identity)
         if facts is not None:
             return TargetInterpreter.from_json(facts)

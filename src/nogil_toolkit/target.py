@@ -143,10 +143,12 @@ def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInt
 
 
 def interpreter_identity(python: Optional[str]) -> tuple[str, int, int]:
-    """Path, size and mtime of the interpreter binary: a cached answer is valid while these hold."""
-    path = Path(python or sys.executable).resolve()
-    stat = path.stat()
-    return str(path), stat.st_size, stat.st_mtime_ns
+    """The interpreter's path as given, with the size and mtime of the binary it leads to: a
+    cached answer is valid while these hold. The path is not resolved: a venv's ``python`` is a
+    link to its base interpreter, and each venv is a target of its own."""
+    given = os.path.abspath(python or sys.executable)
+    stat = os.stat(given)
+    return given, stat.st_size, stat.st_mtime_ns
 
 
 def search_path(target: TargetInterpreter, extra: tuple[str, ...] = (), include_stdlib: bool = False) -> list[str]:

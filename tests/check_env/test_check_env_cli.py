@@ -181,6 +181,17 @@ def test_cache_spares_every_binary_on_a_re_check(capsys: pytest.CaptureFixture[s
     assert check_json(capsys, tmp_path, "--python", populated, "--no-cache")["scan"]["cached"] == 0
 
 
+def test_venvs_of_one_interpreter_keep_separate_caches(capsys: pytest.CaptureFixture[str], populated: Path,
+                                                       clean: Path, tmp_path: Path) -> None:
+    """Both venvs' pythons lead to the same binary; each venv is still a target of its own."""
+    first = check_json(capsys, tmp_path, "--python", populated)
+    other = check_json(capsys, tmp_path, "--python", clean)
+    again = check_json(capsys, tmp_path, "--python", populated)
+    assert other["target"]["site_packages"] != first["target"]["site_packages"]
+    assert other["modules"] == [] and again["modules"] == first["modules"]
+    assert again["scan"]["cached"] == sum(1 for m in first["modules"] if m["inspection"] is not None)
+
+
 def test_probe_confirms_every_static_verdict(capsys: pytest.CaptureFixture[str], populated: Path,
                                              tmp_path: Path) -> None:
     document = check_json(capsys, tmp_path, "--python", populated, "--probe", "--jobs", "2")
