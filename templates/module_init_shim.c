@@ -77,6 +77,8 @@ nogil_toolkit_declare_def(PyModuleDef *def)
 }
 #endif
 
+PyMODINIT_FUNC ${init}(void);  /* a prototype, for builds with -Wmissing-prototypes -Werror */
+
 PyMODINIT_FUNC
 ${init}(void)
 {

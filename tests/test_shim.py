@@ -12,6 +12,7 @@ from nogil_toolkit import __version__
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.marker import MARKER_PREFIX, format_marker, iter_markers
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from support import gil_python, run
 
 
 def test_plan_names_follow_the_module() -> None:
@@ -83,3 +84,32 @@ def test_random_bytes_around_markers_never_raise() -> None:
             blob[rng.randrange(len(blob))] = rng.randrange(256)
         for found in iter_markers(bytes(blob)):
             assert found.declaration in GilDeclaration
+
+
+STRICT = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-c", "-o", "/dev/null"]
+C_ONLY = ["-std=c99", "-Wmissing-prototypes", "-Wstrict-prototypes"]
+
+
+def headers(python: str) -> str:
+    return run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"]).stdout.strip()
+
+
+@pytest.mark.parametrize("minor", [9, 10, 11, 12, 13])
+def test_shim_compiles_without_warnings_on_gil_headers(minor: int, tmp_path: Path) -> None:
+    """Projects build with -Werror: the shim must not be the file that breaks them."""
+    python = gil_python(minor)
+    if python is None:
+        pytest.skip(f"no CPython 3.{minor} on this machine")
+    compile_strictly(headers(python), tmp_path)
+
+
+@pytest.mark.freethreaded
+def test_shim_compiles_without_warnings_on_free_threaded_headers(ft_python: str, tmp_path: Path) -> None:
+    compile_strictly(headers(ft_python), tmp_path)
+
+
+def compile_strictly(include: str, tmp_path: Path) -> None:
+    for declaration, cplusplus in ((GilDeclaration.NOT_USED, False), (GilDeclaration.USED, True)):
+        shim = write_shim(ShimPlan("pkg._x", declaration), tmp_path, cplusplus=cplusplus)
+        compiler = ["c++", "-std=c++17"] if cplusplus else ["cc", *C_ONLY]
+        run([*compiler, *STRICT, f"-I{include}", shim])
