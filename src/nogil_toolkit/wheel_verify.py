@@ -75,7 +75,8 @@ def _check_record(report: WheelReport) -> Iterator[Finding]:
 
 def _check_tags(report: WheelReport) -> Iterator[Finding]:
     abis = {tag.abi for tag in report.tags}
-    free_threaded_abis = sorted(a for a in abis if (m := _CPYTHON_ABI.match(a)) and m.group(3))
+    # abi3t (PEP 803, 3.15+) is the free-threaded stable ABI: a promise about free-threading too.
+    free_threaded_abis = sorted(a for a in abis if ((m := _CPYTHON_ABI.match(a)) and m.group(3)) or a == "abi3t")
     gil_abis = sorted(a for a in abis if (m := _CPYTHON_ABI.match(a)) and not m.group(3))
     for module in report.extension_modules:
         if free_threaded_abis and module.inspection.verdict is Verdict.USED:

@@ -150,6 +150,17 @@ def test_verify_catches_an_undeclared_module_under_a_t_tag_and_a_false_classifie
     assert code == 1 and {f["claim"] for f in document["findings"]} == {"tag", "classifier"}
 
 
+def test_verify_holds_the_abi3t_tag_to_the_same_promise(capsys: pytest.CaptureFixture[str], plain: Path,
+                                                        tmp_path: Path) -> None:
+    shutil.copy(plain, tmp_path)
+    run([sys.executable, "-m", "wheel", "tags", "--abi-tag", "abi3t", "--remove", tmp_path / plain.name])
+    (retagged,) = tmp_path.glob("*-abi3t-*.whl")
+    code, document = verify_json(capsys, retagged)
+    assert code == 1
+    assert [(f["claim"], f["message"].split(" but ")[0]) for f in document["findings"]] == [
+        ("tag", "the wheel is tagged abi3t (free-threaded)")]
+
+
 def test_verify_catches_a_t_module_in_a_gil_tagged_wheel(capsys: pytest.CaptureFixture[str], spine: Path,
                                                          ft_abi: tuple[str, str], tmp_path: Path) -> None:
     gil_abi = ft_abi[0][:-1]
