@@ -17,6 +17,7 @@ modules that re-enable the GIL; neither says anything about this module's declar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,8 +103,11 @@ class ProbeResult:
 def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
     name = file.module or ""
     try:
+        # -I already ignores PYTHON_GIL; dropping it as well keeps the probe honest on
+        # interpreters whose -I does not cover it.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
         out = subprocess.run([python, "-I", "-c", f"TAG = {_TAG!r}\n{_SCRIPT}", name, file.path, *extra_paths],
-                             capture_output=True, text=True, timeout=timeout, check=False)
+                             capture_output=True, text=True, timeout=timeout, check=False, env=env)
     except subprocess.TimeoutExpired:
         return ProbeResult(None, None, f"timed out after {timeout:g} s", name)
     except OSError as exc:
