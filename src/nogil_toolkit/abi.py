@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from nogil_toolkit.target import TargetInterpreter
 
@@ -26,6 +26,7 @@ _TAGGED = re.compile(
     r")\.(?:so|pyd)$"
 )
 EXTENSION_ENDINGS = (".so", ".pyd")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class AbiStatus(enum.Enum):
@@ -64,6 +65,17 @@ class ExtensionName:
 
 def is_extension_file(name: str) -> bool:
     return name.endswith(EXTENSION_ENDINGS)
+
+
+def is_identifier(name: str) -> bool:
+    """Only identifiers can be package or module names an import reaches."""
+    return _IDENTIFIER.match(name) is not None
+
+
+def dotted_module_name(parts: Sequence[str]) -> Optional[str]:
+    """``["pkg", "sub", "_x"]`` → ``"pkg.sub._x"``; None when no import can reach that path
+    (``numpy.libs/libfoo``, ``data-files/_y``): the same rule for installed files and wheel members."""
+    return ".".join(parts) if parts and all(is_identifier(p) for p in parts) else None
 
 
 def parse_suffix(filename: str, known_suffixes: tuple[str, ...] = ()) -> SuffixTag:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import enum
 
+FREE_THREADING_CLASSIFIER_PREFIX = "Programming Language :: Python :: Free Threading :: "
+"""The trove classifiers a package uses to claim free-threading support (``... :: 3 - Stable``)."""
+
 
 class GilDeclaration(enum.Enum):
     """What a module declares at init about running without the GIL."""

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Iterator, Optional
 
-from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, is_extension_file
+from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SKIPPED_DIRS = ("__pycache__",)
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
 _OWNED_LINE = re.compile(r"(\.so|\.pyd|\.pth|__editable__[^,]*)(,|$)")
@@ -67,7 +66,7 @@ def find_extensions(target: TargetInterpreter, folders: list[str]) -> list[Exten
     for order, root in enumerate(roots):
         for path, relative in _walk(root.folder):
             abi = classify(os.path.basename(path), target)
-            module = _module_name(root.package, relative, abi.module_basename)
+            module = dotted_module_name([*filter(None, root.package.split(".")), *relative, abi.module_basename])
             found.append(ExtensionFile(path, module, abi, owners.get(path, root.owner)))
     return _mark_shadowed(found, target)
 
@@ -88,15 +87,10 @@ def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple
         except OSError:
             continue
         if is_dir:
-            if _IDENTIFIER.match(name) and name not in _SKIPPED_DIRS:
+            if is_identifier(name) and name not in _SKIPPED_DIRS:
                 yield from _walk(entry.path, (*parts, name))
         elif is_extension_file(name):
             yield entry.path, parts
-
-
-def _module_name(package: str, parts: tuple[str, ...], basename: str) -> Optional[str]:
-    names = [*filter(None, package.split(".")), *parts, basename]
-    return ".".join(names) if all(_IDENTIFIER.match(n) for n in names) else None
 
 
 def _mark_shadowed(found: list[ExtensionFile], target: TargetInterpreter) -> list[ExtensionFile]:

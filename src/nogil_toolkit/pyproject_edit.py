@@ -31,6 +31,7 @@ from tomlkit.toml_document import TOMLDocument
 # Shared with config.py so that `declare` accepts exactly the names and reports exactly the
 # positions that the configuration loader does.
 from nogil_toolkit.config import KNOWN_KEYS, TABLE, decode_error_position, is_module_pattern
+from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX as FREE_THREADING_PREFIX
 from nogil_toolkit.tomlpos import locate
 
 if sys.version_info >= (3, 11):
@@ -41,7 +42,6 @@ else:  # pragma: no cover - exercised on the 3.9/3.10 CI interpreters
 THREAD_SAFE_KEY = (*TABLE, "thread-safe")
 MODULES_KEY = (*TABLE, "modules")
 CLASSIFIERS_KEY = ("project", "classifiers")
-FREE_THREADING_PREFIX = "Programming Language :: Python :: Free Threading :: "
 
 Value = Union[bool, "FreeThreadingLevel", None]
 

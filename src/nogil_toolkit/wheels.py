@@ -20,12 +20,11 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from wheel.wheelfile import WheelError as _WheelFileError
 from wheel.wheelfile import WheelFile
 
-from nogil_toolkit.abi import SuffixTag, is_extension_file, parse_suffix
+from nogil_toolkit.abi import SuffixTag, dotted_module_name, is_extension_file, parse_suffix
+from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX
 from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes
 from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord, RecordError
 
-FREE_THREADING_CLASSIFIER = "Programming Language :: Python :: Free Threading :: "
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DATA_PREFIX = re.compile(r"^[^/]+\.data/(?:platlib|purelib)/")
 
 
@@ -66,7 +65,7 @@ class WheelReport:
 
     @property
     def free_threading_classifier(self) -> Optional[str]:
-        return next((c for c in self.classifiers if c.startswith(FREE_THREADING_CLASSIFIER)), None)
+        return next((c for c in self.classifiers if c.startswith(FREE_THREADING_CLASSIFIER_PREFIX)), None)
 
 
 def read_wheel(path: str | os.PathLike[str]) -> WheelReport:
@@ -130,5 +129,4 @@ def _headers(wheel: WheelFile, member: str, required: bool):  # type: ignore[no-
 
 def _module_name(member: str, suffix: SuffixTag) -> Optional[str]:
     relative = _DATA_PREFIX.sub("", member)
-    parts = [*relative.split("/")[:-1], suffix.basename]
-    return ".".join(parts) if all(_IDENTIFIER.match(p) for p in parts) else None
+    return dotted_module_name([*relative.split("/")[:-1], suffix.basename])
