@@ -101,7 +101,8 @@ def test_positions_follow_the_way_the_key_is_written(text: str, where: str) -> N
 
 
 def test_wrong_types_for_tables() -> None:
-    assert problems('[tool]\nnogil = "yes"\n') == ['tool.nogil: expected a table, got string "yes" (pyproject.toml:2:1)']
+    assert problems('[tool]\nnogil = "yes"\n') == [
+        'tool.nogil: expected a table, got string "yes" (pyproject.toml:2:1)']
     assert problems("[tool.nogil]\nmodules = [1]\n") == [
         'tool.nogil.modules: expected a table of module names to booleans, '
         'like "pkg.mod" = true, got array (pyproject.toml:2:1)']
@@ -182,7 +183,8 @@ def test_invalid_toml_is_one_line_and_exit_2(tmp_path: Path) -> None:
     where = f"({tmp_path / 'pyproject.toml'}:2:15)"
     assert (declare.returncode, declare.stderr) == (
         2, f"error: refusing to edit a file that is not valid TOML: Invalid value {where}\n")
-    assert (check_env.returncode, check_env.stderr) == (2, f"error: pyproject.toml is not valid TOML: Invalid value {where}\n")
+    assert (check_env.returncode, check_env.stderr) == (
+        2, f"error: pyproject.toml is not valid TOML: Invalid value {where}\n")
 
 
 def test_unreadable_pyproject_as_an_unprivileged_user(unprivileged_dir: Path) -> None:
@@ -192,7 +194,8 @@ def test_unreadable_pyproject_as_an_unprivileged_user(unprivileged_dir: Path) ->
         os.chown(path, NOBODY, NOBODY)
     path.chmod(0)
     for result in read_with_each_cli(unprivileged_dir, unprivileged_user=True):
-        assert (result.returncode, result.stderr) == (2, f"error: pyproject.toml cannot be read: permission denied ({path})\n")
+        assert (result.returncode, result.stderr) == (
+            2, f"error: pyproject.toml cannot be read: permission denied ({path})\n")
     assert path.read_bytes() == b"[tool.nogil]\nthread-safe = false\n"
 
 
