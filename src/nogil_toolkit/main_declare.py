@@ -12,7 +12,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nogil_toolkit.config import ConfigError, ConfigProblem, parse_config
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, warning
@@ -92,7 +92,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     metadata.add_argument("--classifier", metavar="LEVEL", type=_level,
                           help=f'add "{FREE_THREADING_PREFIX}<level>" to [project].classifiers, replacing any other '
                                f"level; LEVEL is one of {FreeThreadingLevel.choices()}")
-    output = parser.add_argument_group("output")
+    output = parser.add_argument_group("writing and output")
     output.add_argument("--force", action="store_true",
                         help="replace a read-only pyproject.toml (you must own it, or be root); it stays read-only")
     output.add_argument("--dry-run", action="store_true",
@@ -192,28 +192,24 @@ def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argp
             error(problem.what, problem.where)
         info("nothing was written: [tool.nogil] would still not validate after this edit")
         return EXIT_FAILURE
-    if existing:
-        info("note: the existing [tool.nogil] did not validate; this edit fixes it:")
-        info("\n".join(f"  {problem}" for problem in existing))
     before, after = parse_toml(text), parse_toml(new_text)
     summary = [line for line in (change.describe(before, after) for change in changes) if line]
+    code = EXIT_OK
     if new_text == text:
         info(f"{path}: no change needed, nothing written")
     elif args.dry_run:
         if not args.show:
             sys.stdout.write(_diff(text, new_text, path))
-        _print_summary(summary)
+        _print_summary(summary, existing)
         info("dry run: nothing written")
     else:
         code = _write(path, new_text, args.force)
-        if code not in (EXIT_OK, EXIT_NOT_DURABLE):
+        if code == EXIT_FAILURE:
             return code
-        _print_summary(summary)
-        if code == EXIT_NOT_DURABLE:
-            return code
+        _print_summary(summary, existing)
     if args.show:
         print(json.dumps(_shown(path, after), indent=2))
-    return EXIT_OK
+    return code
 
 
 def _write(path: Path, text: str, force: bool) -> int:
@@ -235,10 +231,13 @@ def _write(path: Path, text: str, force: bool) -> int:
     return EXIT_OK
 
 
-def _print_summary(lines: list[str]) -> None:
+def _print_summary(lines: list[str], fixed: Sequence[ConfigProblem]) -> None:
     """What changed, printed only once it has been (or, with --dry-run, would be) done."""
     for line in lines:
         info(line)
+    if fixed:
+        info("note: the existing [tool.nogil] did not validate; this edit fixes it:")
+        info("\n".join(f"  {problem}" for problem in fixed))
 
 
 def _place(path: Path, exc: DeclareError) -> str:

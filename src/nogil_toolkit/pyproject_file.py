@@ -51,12 +51,11 @@ def read_pyproject(path: Path) -> Optional[str]:
     again through the open descriptor, so a FIFO swapped in after the first look is still refused.
     """
     try:
-        before = os.stat(path)
+        _check_regular(path, os.stat(path))  # before open(): opening some devices has effects
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise PyprojectFileError(path, _os_problem(exc)) from None
-    _check_regular(path, before)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:

@@ -80,10 +80,7 @@ def replace_file(target: Path, data: bytes, status: os.stat_result) -> None:
             with os.fdopen(descriptor, "wb") as stream:
                 stream.write(data)
                 stream.flush()
-                created = os.fstat(descriptor)
-                if (status.st_uid, status.st_gid) != (created.st_uid, created.st_gid):
-                    os.fchown(descriptor, status.st_uid, status.st_gid)
-                os.fchmod(descriptor, stat.S_IMODE(status.st_mode))  # after chown, which may clear set-id bits
+                _copy_identity(descriptor, status)
                 os.fsync(descriptor)
             os.replace(temporary, target)
         except BaseException:
@@ -95,6 +92,15 @@ def replace_file(target: Path, data: bytes, status: os.stat_result) -> None:
     except OSError as exc:
         if exc.errno not in _FS_CANNOT_SYNC_DIRECTORIES:
             raise NotDurable(exc) from exc
+
+
+def _copy_identity(descriptor: int, status: os.stat_result) -> None:
+    """Give the new file the old one's owner, group and mode (chown first: it may clear set-id bits)."""
+    created = os.fstat(descriptor)
+    if hasattr(os, "fchown") and (status.st_uid, status.st_gid) != (created.st_uid, created.st_gid):
+        os.fchown(descriptor, status.st_uid, status.st_gid)
+    if hasattr(os, "fchmod"):  # POSIX; Windows keeps only a read-only flag, which the new file lacks anyway
+        os.fchmod(descriptor, stat.S_IMODE(status.st_mode))
 
 
 def _fsync_directory(directory: Path) -> None:
