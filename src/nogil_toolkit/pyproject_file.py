@@ -63,12 +63,15 @@ def read_pyproject(path: Path) -> Optional[str]:
     except OSError as exc:
         raise PyprojectFileError(path, _os_problem(exc)) from None
     with open(descriptor, "rb", closefd=True) as stream:
-        _check_regular(path, os.fstat(descriptor))
+        status = os.fstat(descriptor)
+        _check_regular(path, status)
         try:
-            data = stream.read(MAX_SIZE + 1)
+            # The size is checked first to spare the read, and the read is bounded anyway: a file
+            # may grow after fstat.
+            data = b"" if status.st_size > MAX_SIZE else stream.read(MAX_SIZE + 1)
         except OSError as exc:
             raise PyprojectFileError(path, _os_problem(exc)) from None
-    if len(data) > MAX_SIZE:
+    if status.st_size > MAX_SIZE or len(data) > MAX_SIZE:
         raise PyprojectFileError(path, f"{PYPROJECT} is larger than {MAX_SIZE // (1024 * 1024)} MiB, "
                                        "so it is not a pyproject.toml")
     return decode(path, data)
