@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import REPO, SAMPLES, build_wheel, freethreaded_python, make_venv, run  # noqa: E402
+from support import NOBODY, REPO, SAMPLES, build_wheel, freethreaded_python, make_venv, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +51,22 @@ def ft_sample_wheels(ft_venv: Path, wheelhouse: Path, tmp_path_factory: pytest.T
     """The sample projects of tests/samples, each built once on the free-threaded interpreter."""
     return {sample: build_wheel(ft_venv, SAMPLES / sample, tmp_path_factory.mktemp(sample), wheelhouse)
             for sample in ("spine", "cython_mod", "explicit_false", "plain")}
+
+
+@pytest.fixture
+def unprivileged_dir() -> Iterator[Path]:
+    """An empty directory owned by the user :func:`support.unprivileged` commands run as.
+
+    pytest's ``tmp_path`` lives under a 0700 folder of the current user, which nobody else can
+    enter, so this one is made directly in the system's temporary directory.
+    """
+    path = Path(tempfile.mkdtemp(prefix="nogil-unprivileged-"))
+    path.chmod(0o755)
+    if os.geteuid() == 0:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        yield path
+    finally:
+        for folder, _, _ in os.walk(path):
+            os.chmod(folder, 0o755)  # a test may leave a folder read-only
+        shutil.rmtree(path)

@@ -39,7 +39,8 @@ def freethreaded_python() -> str:
 
 
 def gil_python(minor: int) -> Optional[str]:
-    """A working GIL build of CPython 3.<minor>, from PATH or a pyenv installation."""
+    """A working GIL build of CPython 3.<minor>, from PATH or a pyenv installation; ``None`` if there
+    is none. Tests use :func:`require_gil_python`: a missing interpreter is a failure, not a skip."""
     name = f"python3.{minor}"
     candidates = [shutil.which(name)]
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
@@ -53,6 +54,38 @@ def gil_python(minor: int) -> Optional[str]:
         if out.returncode == 0 and out.stdout.strip() == "True":
             return candidate
     return None
+
+
+def require_gil_python(minor: int) -> str:
+    """A GIL build of CPython 3.<minor>; fails the test, saying where it looked, if there is none.
+
+    The supported GIL interpreters are part of the test environment (on PATH, or under pyenv):
+    a machine without one cannot show that the toolkit works there, so that is a failure.
+    """
+    python = gil_python(minor)
+    if python is None:
+        pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+        raise AssertionError(f"no GIL build of CPython 3.{minor}: looked for python3.{minor} on PATH and in "
+                             f"{pyenv_root}/versions/3.{minor}.*; install it (e.g. pyenv install 3.{minor})")
+    return python
+
+
+NOBODY = 65534
+"""The unprivileged user (and group) that root-run tests switch to."""
+
+
+def unprivileged(cmd: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """``cmd`` as an unprivileged user would run it: unchanged when the tests are not root,
+    else under ``setpriv`` as uid/gid 65534 with no supplementary groups.
+
+    Permission checks behave differently for root (it may write a 0444 file, or into a 0555
+    directory), so paths that only run unprivileged are tested this way even as root.
+    """
+    if os.geteuid() != 0:
+        return [str(c) for c in cmd]
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run tests as an unprivileged user: apt-get install util-linux"
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", *map(str, cmd)]
 
 
 def make_venv(python: str, path: Path) -> Path:

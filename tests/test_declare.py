@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import NOBODY, unprivileged
 
 from nogil_toolkit import pyproject_edit
 from nogil_toolkit.__main__ import main
@@ -34,6 +35,7 @@ class Outcome:
     stdout: str
     stderr: str
     text: str
+    path: str
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def declare(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         path.write_bytes(text.replace("\n", newline).encode("utf-8"))
         code = main(["declare", "--project", str(tmp_path), *args])
         captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err, path.read_bytes().decode("utf-8"))
+        return Outcome(code, captured.out, captured.err, path.read_bytes().decode("utf-8"), str(path))
 
     return run
 
@@ -384,14 +386,24 @@ def test_invalid_result_is_refused(declare) -> None:
     before = "[tool.nogil]\nthreadsafe = true\n"
     result = declare(before, "--thread-safe", "true")
     assert (result.code, result.text) == (1, before)
-    assert "refusing to write a [tool.nogil] that does not validate" in result.stderr
-    assert "tool.nogil.threadsafe: unknown key (did you mean 'thread-safe'?)" in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: tool.nogil.threadsafe: unknown key (did you mean 'thread-safe'?); known keys: thread-safe, modules, "
+        f"check ({Path(result.path)}:2:1)",
+        "nothing was written: [tool.nogil] would still not validate after this edit"]
+
+
+def test_a_bare_dotted_module_key_is_refused_with_a_hint(declare) -> None:
+    before = "[tool.nogil.modules]\npkg.mod = false\n"
+    result = declare(before, "--thread-safe", "true")
+    assert (result.code, result.text) == (1, before)
+    assert ('error: tool.nogil.modules.pkg.mod: unquoted, the dots make nested tables, not the module name '
+            f'"pkg.mod": did you mean "pkg.mod" = false (quoted)? ({result.path}:2:1)') in result.stderr.splitlines()
 
 
 def test_invalid_declaration_is_fixed_with_a_note(declare) -> None:
     result = declare('[tool.nogil]\nthread-safe = "yes"\n', "--thread-safe", "true")
     assert (result.code, result.text) == (0, "[tool.nogil]\nthread-safe = true\n")
-    assert "note: the existing [tool.nogil] did not validate:" in result.stderr
+    assert "note: the existing [tool.nogil] did not validate; this edit fixes it:" in result.stderr
     assert 'tool.nogil.thread-safe: expected a boolean (true or false), got string "yes"' in result.stderr
 
 
@@ -487,22 +499,150 @@ def test_failed_rename_leaves_the_original_and_no_temp_file(
     assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false"]) == 1
     assert path.read_text(encoding="utf-8") == MODULES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
-    assert "error: cannot write pyproject.toml, it was left unchanged: [Errno 28] No space left on device" \
-        in capsys.readouterr().err
+    # Only the error: no "set ..." line claims a change that did not happen.
+    assert capsys.readouterr().err == \
+        f"error: cannot write pyproject.toml, it was left unchanged: No space left on device ({path})\n"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_read_only_directory_leaves_the_original_intact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_directory_sync_after_the_rename_says_the_file_was_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pyproject.toml"
     path.write_text(MODULES, encoding="utf-8")
-    tmp_path.chmod(0o555)
-    try:
-        assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false"]) == 1
-    finally:
-        tmp_path.chmod(0o755)
+    real_fsync = os.fsync
+
+    def fsync_failing_on_directories(descriptor: int) -> None:
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            raise OSError(5, "Input/output error")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_on_directories)
+    assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false"]) == 3
+    assert "thread-safe = false" in path.read_text(encoding="utf-8")
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {path} was written, but syncing its directory failed (Input/output error): "
+        "a crash or power loss may still undo the change",
+        "set tool.nogil.thread-safe = false"]
+
+
+def test_an_interrupt_while_writing_leaves_the_original_and_no_temp_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where signals cannot be held back (not the main thread), Ctrl-C still cleans up."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(MODULES, encoding="utf-8")
+
+    def interrupted(descriptor: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["declare", "--project", str(tmp_path), "--thread-safe", "false"])
     assert path.read_text(encoding="utf-8") == MODULES
-    assert "error: cannot write pyproject.toml, it was left unchanged: [Errno 13] Permission denied" \
-        in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+SIGINT_AFTER_MKSTEMP = """
+import os, signal, sys, tempfile
+from nogil_toolkit.__main__ import main
+real_mkstemp = tempfile.mkstemp
+def mkstemp(*args, **kwargs):
+    created = real_mkstemp(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)   # the temporary file exists, its name is not returned yet
+    return created
+tempfile.mkstemp = mkstemp
+sys.exit(main(["declare", "--project", sys.argv[1], "--thread-safe", "false"]))
+"""
+
+
+def test_sigint_between_creating_and_naming_the_temp_file_leaves_no_file(tmp_path: Path) -> None:
+    """The one window a try/finally cannot cover: the signal is held back until the file is in place."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(MODULES, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", SIGINT_AFTER_MKSTEMP, str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0, result  # the interrupt still ends the command...
+    assert path.read_text(encoding="utf-8") == MODULES.replace("thread-safe = true", "thread-safe = false")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]  # ...once the file is whole
+
+
+def test_a_read_only_file_is_refused_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Root could write it, but its owner marked it read-only: that is not for a tool to overrule."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(MODULES, encoding="utf-8")
+    path.chmod(0o444)
+    assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false"]) == 1
+    owner = path.stat().st_uid
+    assert capsys.readouterr().err == (
+        f"error: pyproject.toml is read-only (mode 0444, owner uid {owner}); nothing was written; "
+        f"run with --force to replace it anyway (it stays read-only) ({path})\n")
+    assert path.read_text(encoding="utf-8") == MODULES
+    assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false", "--force"]) == 0
+    assert "thread-safe = false" in path.read_text(encoding="utf-8")
+    assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_uid) == (0o444, owner)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can edit another user's file")
+def test_root_keeps_the_owner_group_and_mode_of_another_users_file(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(MODULES, encoding="utf-8")
+    os.chown(path, NOBODY, NOBODY)
+    path.chmod(0o640)
+    assert main(["declare", "--project", str(tmp_path), "--thread-safe", "false"]) == 0
+    status = path.stat()
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (NOBODY, NOBODY, 0o640)
+    assert "thread-safe = false" in path.read_text(encoding="utf-8")
+
+
+def declare_unprivileged(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(unprivileged([console_script(), "declare", "--project", str(project), "--thread-safe",
+                                        "false", *args]),
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def own_file(directory: Path, mode: int, owner: int = NOBODY) -> Path:
+    """``directory/pyproject.toml`` with MODULES, owned by ``owner`` (when root can arrange it)."""
+    path = directory / "pyproject.toml"
+    path.write_text(MODULES, encoding="utf-8")
+    if os.geteuid() == 0:
+        os.chown(path, owner, owner)
+    path.chmod(mode)
+    return path
+
+
+def test_read_only_directory_leaves_the_original_intact(unprivileged_dir: Path) -> None:
+    path = own_file(unprivileged_dir, 0o644)
+    unprivileged_dir.chmod(0o555)
+    result = declare_unprivileged(unprivileged_dir)
+    assert (result.returncode, result.stderr) == (1, (
+        f"error: the directory {unprivileged_dir} is not writable by you, so pyproject.toml cannot be replaced; "
+        f"nothing was written ({path})\n"))
+    assert path.read_text(encoding="utf-8") == MODULES
+
+
+def test_an_unprivileged_owner_may_force_a_read_only_file(unprivileged_dir: Path) -> None:
+    path = own_file(unprivileged_dir, 0o444)
+    refused = declare_unprivileged(unprivileged_dir)
+    assert refused.returncode == 1 and "is read-only (mode 0444" in refused.stderr, refused
+    assert path.read_text(encoding="utf-8") == MODULES
+    forced = declare_unprivileged(unprivileged_dir, "--force")
+    assert (forced.returncode, forced.stderr) == (0, "set tool.nogil.thread-safe = false\n")
+    status = path.stat()
+    assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (os.geteuid() if os.geteuid() else NOBODY, 0o444)
+    assert sorted(p.name for p in unprivileged_dir.iterdir()) == ["pyproject.toml"]
+
+
+@pytest.mark.parametrize(("mode", "message"), [
+    (0o644, "pyproject.toml is not writable by you (mode 0644, owner uid 0); nothing was written"),
+    (0o666, "pyproject.toml belongs to uid 0: a replacement written by you (uid 65534) would belong to you; "
+            "nothing was written. Run as its owner"),
+    (0o444, "pyproject.toml is read-only (mode 0444, owner uid 0); nothing was written"),
+])
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_another_users_file_is_never_replaced(unprivileged_dir: Path, mode: int, message: str) -> None:
+    path = own_file(unprivileged_dir, mode, owner=0)
+    result = declare_unprivileged(unprivileged_dir, "--force")
+    assert (result.returncode, result.stderr) == (1, f"error: {message} ({path})\n")
+    assert path.read_text(encoding="utf-8") == MODULES and path.stat().st_uid == 0
 
 
 def console_script() -> str:
@@ -571,3 +711,13 @@ def test_nothing_or_contradictions_to_declare(args: list[str], tmp_path: Path,
 def test_missing_pyproject(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["declare", "--project", str(tmp_path), "--thread-safe", "true"]) == 2
     assert capsys.readouterr().err == f"error: no pyproject.toml found ({tmp_path / 'pyproject.toml'})\n"
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("missing/pyproject.toml", "no pyproject.toml found"),
+    ("missing", "no such file or directory"),
+])
+def test_a_missing_project_path_is_named_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  given: str, message: str) -> None:
+    assert main(["declare", "--project", str(tmp_path / given), "--thread-safe", "true"]) == 2
+    assert capsys.readouterr().err == f"error: {message} ({tmp_path / given})\n"

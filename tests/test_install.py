@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import nogil_toolkit
-from support import clean_env, gil_python, make_venv, run
+from support import clean_env, make_venv, require_gil_python, run
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(nogil_toolkit.__path__, "nogil_toolkit."))
 
@@ -33,10 +33,7 @@ def test_on_free_threaded_cpython_it_never_enables_the_gil(ft_python: str, wheel
 
 
 def test_on_the_oldest_supported_cpython(wheelhouse: Path, tmp_path: Path) -> None:
-    python = gil_python(9)
-    if python is None:
-        pytest.skip("no CPython 3.9 on this machine")
-    venv = install_toolkit(python, wheelhouse, tmp_path)
+    venv = install_toolkit(require_gil_python(9), wheelhouse, tmp_path)
     imports = "\n".join(f"import {name}" for name in MODULES)
     run([venv, "-c", imports])
     result = run([venv.parent / "nogil-check-env", "--no-project", "--cache-dir", tmp_path / "cache"])

@@ -18,8 +18,10 @@ characters) wins. A module that neither an override nor ``thread-safe`` covers g
 declaration at all: the build leaves it exactly as its sources wrote it, and CPython's own
 default for an undeclared module is "needs the GIL".
 
-Every problem is reported with the file, line and column, the full key, what was expected and
-what was found, all at once rather than one per run.
+Every problem is reported with the full key, what was expected and what was found, and the
+file, line and column, all at once rather than one per run. A problem renders as
+``<key>: <what was wrong> (<file>:<line>:<column>)``, so a command prints each one as
+``error: <what> (<where>)`` like every other error of the toolkit.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.pyproject_file import PyprojectFileError, find_pyproject, read_pyproject
 from nogil_toolkit.tomlpos import locate
 
 if sys.version_info >= (3, 11):
@@ -55,15 +58,24 @@ class ConfigProblem:
 
     path: Path
     key: str
+    """The full dotted key (``tool.nogil.modules."pkg.mod"``); empty for the file as a whole."""
     message: str
     line: Optional[int] = None
     column: Optional[int] = None
 
+    @property
+    def what(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+    @property
+    def where(self) -> str:
+        """``file:line:column``, the form editors and terminals turn into a link."""
+        if self.line is None:
+            return str(self.path)
+        return f"{self.path}:{self.line}:{self.column or 1}"
+
     def __str__(self) -> str:
-        where = str(self.path)
-        if self.line is not None:
-            where += f":{self.line}:{self.column or 1}"
-        return f"{where}: {self.key}: {self.message}"
+        return f"{self.what} ({self.where})"
 
 
 class ConfigError(ValueError):
@@ -150,25 +162,19 @@ class NogilConfig:
         return GilDeclaration.from_thread_safe(self.thread_safe)
 
 
-def find_pyproject(start: Union[str, os.PathLike[str]]) -> Path:
-    """``start`` itself if it is a file, else ``start/pyproject.toml``."""
-    path = Path(start)
-    return path if path.is_file() else path / "pyproject.toml"
-
-
 def load_config(project: Union[str, os.PathLike[str]]) -> Optional[NogilConfig]:
     """Read ``[tool.nogil]`` from a project directory or a ``pyproject.toml`` path.
 
     Returns ``None`` when the file or the table is absent: the toolkit then changes nothing.
+    Anything at that path that is not a readable UTF-8 text file is a ConfigError (see
+    :func:`~nogil_toolkit.pyproject_file.read_pyproject`); nothing here blocks or reads without bound.
     """
     path = find_pyproject(project)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(path, "pyproject.toml", f"cannot be read: {exc}")]) from exc
-    return parse_config(text, path)
+        text = read_pyproject(path)
+    except PyprojectFileError as exc:
+        raise ConfigError([ConfigProblem(path, "", exc.message)]) from None
+    return None if text is None else parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
@@ -177,7 +183,8 @@ def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, column = decode_error_position(exc)
-        raise ConfigError([ConfigProblem(path, "pyproject.toml", f"is not valid TOML: {exc}", line, column)]) from exc
+        raise ConfigError([ConfigProblem(path, "", f"pyproject.toml is not valid TOML: {decode_error_message(exc)}",
+                                         line, column)]) from None
     table = document.get("tool", {}).get("nogil") if isinstance(document.get("tool"), dict) else None
     if table is None:
         return None
@@ -191,6 +198,11 @@ def decode_error_position(exc: Exception) -> tuple[Optional[int], Optional[int]]
         if match:
             line, column = int(match[1]), int(match[2])
     return line, column
+
+
+def decode_error_message(exc: Exception) -> str:
+    """The parser's message without its "(at line 2, column 15)": the position is printed once, as where."""
+    return re.sub(r"\s*\(at line \d+, column \d+\)$", "", str(exc))
 
 
 def _quote(key: str) -> str:
@@ -261,6 +273,8 @@ class _Validator:
             where = (*keys, "allow", name)
             if not is_module_pattern(name):
                 self.problem(where, f'expected a dotted module name (pkg.mod) or a glob (pkg.*), got "{name}"')
+            elif isinstance(reason, dict) and reason:
+                self.unquoted_dotted_keys((*keys, "allow"), name, reason, str)
             elif not isinstance(reason, str) or not reason.strip():
                 self.problem(where, "expected a non-empty string saying why the module is accepted, "
                              f"got {_describe(reason)}")
@@ -268,6 +282,20 @@ class _Validator:
                 position = locate(self.text, where)
                 rules.append(AllowRule(name, reason.strip(), position[0] if position else None))
         return CheckPolicy(mode, tuple(rules))
+
+    def unquoted_dotted_keys(self, keys: tuple[str, ...], name: str, table: dict[str, Any], leaf: type) -> None:
+        """``pkg.mod = false`` is the table ``pkg = {mod = false}`` in TOML, not the key "pkg.mod".
+
+        Module names are dotted, so this is the most likely mistake in a table keyed by them:
+        name the quoted key that was meant, at the line where the bare one is written.
+        """
+        for parts, value in _leaves((name,), table):
+            dotted = ".".join(parts)
+            shown = _toml_value(value)
+            if not isinstance(value, leaf):
+                shown = "true or false" if leaf is bool else '"<reason>"'
+            self.problem((*keys, *parts), "unquoted, the dots make nested tables, not the module name "
+                         f'"{dotted}": did you mean "{dotted}" = {shown} (quoted)?')
 
     def overrides(self, modules: Any) -> tuple[ModuleOverride, ...]:
         keys = (*TABLE, "modules")
@@ -281,12 +309,28 @@ class _Validator:
             if not is_module_pattern(name):
                 self.problem(where, "expected a dotted module name (pkg.mod) or a glob (pkg.*), "
                              f'got "{name}"')
+            elif isinstance(value, dict) and value:
+                self.unquoted_dotted_keys(keys, name, value, bool)
             elif not isinstance(value, bool):
                 self.problem(where, f"expected a boolean (true or false), got {_describe(value)}")
             else:
                 line, column = locate(self.text, where) or (None, None)
                 result.append(ModuleOverride(name, GilDeclaration.from_thread_safe(value), line, column))
         return tuple(result)
+
+
+def _leaves(prefix: tuple[str, ...], table: dict[str, Any]) -> Iterable[tuple[tuple[str, ...], Any]]:
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves((*prefix, key), value)
+        else:
+            yield (*prefix, key), value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f'"{value}"' if isinstance(value, str) else _describe(value)
 
 
 def is_module_pattern(name: str) -> bool:

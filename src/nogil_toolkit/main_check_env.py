@@ -105,6 +105,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return ExitCode.USAGE
+    except ConfigError as exc:  # the project's pyproject.toml: one line per problem, with its place
+        for problem in exc.problems:
+            error(problem.what, problem.where)
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         error("interrupted")
         return 130
@@ -150,10 +154,7 @@ def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], O
     rules: list[AllowRule] = []
     mode, source = None, None
     if not args.no_project:
-        try:
-            config = load_config(args.project)
-        except ConfigError as exc:
-            raise UsageError(f"invalid pyproject.toml:\n{exc}") from None
+        config = load_config(args.project)
         if config is not None and (config.check.mode or config.check.allow):
             mode, source = config.check.mode, str(config.path)
             rules.extend(config.check.allow)

@@ -12,10 +12,10 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from nogil_toolkit.config import ConfigError, find_pyproject, parse_config
-from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info
+from nogil_toolkit.config import ConfigError, ConfigProblem, parse_config
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, warning
 from nogil_toolkit.pyproject_edit import (
     FREE_THREADING_PREFIX,
     DeclarationChange,
@@ -24,8 +24,9 @@ from nogil_toolkit.pyproject_edit import (
     TomlSyntaxError,
     declare_in_text,
     parse_toml,
-    write_atomically,
 )
+from nogil_toolkit.pyproject_file import PYPROJECT, PyprojectFileError, find_pyproject, read_pyproject
+from nogil_toolkit.replace_file import NotDurable, ReplaceRefused, check_replaceable, replace_file
 
 DESCRIPTION = """\
 Declare in pyproject.toml which extension modules run without the GIL.
@@ -48,12 +49,22 @@ examples:
   {"pyproject": PATH, "thread-safe": true|false|null,
    "modules": {NAME: true|false, ...}, "classifier": CLASSIFIER|null}
 
+writing:
+  The file is replaced atomically (a temporary file renamed over it) and keeps its owner, group
+  and mode. A read-only file (no write permission, e.g. mode 0444) is refused unless --force is
+  given by its owner or root; a file you could not write in place, or that belongs to another
+  user (unless you are root), is refused. Ctrl-C never leaves a partial or temporary file.
+
 exit status:
   0  the file was updated, or already said what was asked (nothing written)
-  1  the edit was refused (dynamic classifiers, a result that would not validate)
-     or the file could not be written; the file is unchanged
-  2  usage error: bad options, no pyproject.toml, or a file that is not valid TOML
+  1  the edit was refused (dynamic classifiers, a result that would not validate, a read-only
+     or foreign file) or the file could not be written; the file is unchanged
+  2  usage error: bad options; no pyproject.toml; a pyproject.toml that is not a regular,
+     readable UTF-8 file of at most 4 MiB, or not valid TOML
+  3  the file was updated, but syncing its directory failed: a crash may still undo it
 """
+
+EXIT_NOT_DURABLE = 3
 
 _BOOLEANS = {"true": True, "false": False}
 
@@ -81,7 +92,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     metadata.add_argument("--classifier", metavar="LEVEL", type=_level,
                           help=f'add "{FREE_THREADING_PREFIX}<level>" to [project].classifiers, replacing any other '
                                f"level; LEVEL is one of {FreeThreadingLevel.choices()}")
-    output = parser.add_argument_group("output")
+    output = parser.add_argument_group("writing and output")
+    output.add_argument("--force", action="store_true",
+                        help="replace a read-only pyproject.toml (you must own it, or be root); it stays read-only")
     output.add_argument("--dry-run", action="store_true",
                         help="write nothing; print the unified diff on stdout (with --show: the JSON instead)")
     output.add_argument("--show", action="store_true",
@@ -152,12 +165,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path = find_pyproject(args.project)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        error("no pyproject.toml found", str(path))
+        text = read_pyproject(path)
+    except PyprojectFileError as exc:
+        error(exc.message, str(path))
         return EXIT_USAGE
-    except (OSError, UnicodeDecodeError) as exc:
-        error(f"cannot read pyproject.toml: {exc}", str(path))
+    if text is None:
+        error("no pyproject.toml found" if path.name == PYPROJECT else "no such file or directory", str(path))
         return EXIT_USAGE
     return _declare(path, text, changes, args)
 
@@ -171,46 +184,72 @@ def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argp
     except DeclareError as exc:
         error(exc.message, _place(path, exc))
         return EXIT_FAILURE
-    _note_invalid_before(text, path)
-    try:
-        parse_config(new_text, path)
-    except ConfigError as exc:
-        error("refusing to write a [tool.nogil] that does not validate; nothing was written", str(path))
-        info("\n".join(f"  {problem}" for problem in exc.problems))
+    existing = _problems(text, path)
+    remaining = _problems(new_text, path)
+    if remaining:
+        # Point at the file as it is on disk where its own problems are the cause.
+        for problem in existing or remaining:
+            error(problem.what, problem.where)
+        info("nothing was written: [tool.nogil] would still not validate after this edit")
         return EXIT_FAILURE
     before, after = parse_toml(text), parse_toml(new_text)
-    for change in changes:
-        summary = change.describe(before, after)
-        if summary:
-            info(summary)
+    summary = [line for line in (change.describe(before, after) for change in changes) if line]
+    code = EXIT_OK
     if new_text == text:
         info(f"{path}: no change needed, nothing written")
     elif args.dry_run:
         if not args.show:
             sys.stdout.write(_diff(text, new_text, path))
+        _print_summary(summary, existing)
         info("dry run: nothing written")
     else:
-        try:
-            write_atomically(path, new_text)
-        except OSError as exc:
-            error(f"cannot write pyproject.toml, it was left unchanged: {exc}", str(path))
-            return EXIT_FAILURE
+        code = _write(path, new_text, args.force)
+        if code == EXIT_FAILURE:
+            return code
+        _print_summary(summary, existing)
     if args.show:
         print(json.dumps(_shown(path, after), indent=2))
+    return code
+
+
+def _write(path: Path, text: str, force: bool) -> int:
+    """Replace the file; the status says whether (and how durably) it was written."""
+    target = path.resolve()
+    try:
+        status = check_replaceable(target, force)
+        replace_file(target, text.encode("utf-8"), status)
+    except ReplaceRefused as exc:
+        error(str(exc), str(path))
+        return EXIT_FAILURE
+    except OSError as exc:
+        error(f"cannot write pyproject.toml, it was left unchanged: {exc.strerror or exc}", str(path))
+        return EXIT_FAILURE
+    except NotDurable as exc:
+        warning(f"{path} was written, but syncing its directory failed ({exc}): "
+                "a crash or power loss may still undo the change")
+        return EXIT_NOT_DURABLE
     return EXIT_OK
+
+
+def _print_summary(lines: list[str], fixed: Sequence[ConfigProblem]) -> None:
+    """What changed, printed only once it has been (or, with --dry-run, would be) done."""
+    for line in lines:
+        info(line)
+    if fixed:
+        info("note: the existing [tool.nogil] did not validate; this edit fixes it:")
+        info("\n".join(f"  {problem}" for problem in fixed))
 
 
 def _place(path: Path, exc: DeclareError) -> str:
     return f"{path}:{exc.where}" if exc.where else str(path)
 
 
-def _note_invalid_before(text: str, path: Path) -> None:
-    """An invalid declaration that the edit fixes is worth knowing about, not an error."""
+def _problems(text: str, path: Path) -> tuple[ConfigProblem, ...]:
     try:
         parse_config(text, path)
     except ConfigError as exc:
-        info("note: the existing [tool.nogil] did not validate:")
-        info("\n".join(f"  {problem}" for problem in exc.problems))
+        return exc.problems
+    return ()
 
 
 def _diff(old: str, new: str, path: Path) -> str:

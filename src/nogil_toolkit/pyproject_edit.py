@@ -7,20 +7,15 @@ Before the new text is handed back it is parsed again with ``tomllib`` and compa
 was asked for, so neither a mistake here nor a tomlkit quirk in an unusual layout can reach
 the file: the caller gets an error and the file stays as it was.
 
-Writing is separate (:func:`write_atomically`) so the edit itself is a pure function of text.
+Writing is separate (:mod:`nogil_toolkit.replace_file`) so the edit itself is a pure function of text.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import enum
-import os
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableSequence, Optional, Sequence, Union
 
 import tomlkit
@@ -30,7 +25,7 @@ from tomlkit.toml_document import TOMLDocument
 
 # Shared with config.py so that `declare` accepts exactly the names and reports exactly the
 # positions that the configuration loader does.
-from nogil_toolkit.config import KNOWN_KEYS, TABLE, decode_error_position, is_module_pattern
+from nogil_toolkit.config import KNOWN_KEYS, TABLE, decode_error_message, decode_error_position, is_module_pattern
 from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX as FREE_THREADING_PREFIX
 from nogil_toolkit.tomlpos import locate
 
@@ -143,7 +138,7 @@ def parse_toml(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, column = decode_error_position(exc)
-        raise TomlSyntaxError(f"not valid TOML: {exc}", line, column) from exc
+        raise TomlSyntaxError(f"not valid TOML: {decode_error_message(exc)}", line, column) from exc
 
 
 def declare_in_text(text: str, changes: Sequence[DeclarationChange]) -> str:
@@ -470,41 +465,3 @@ def _pruned(data: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(parent, dict) and parent.get(key[-1]) == {}:
             del parent[key[-1]]
     return pruned
-
-
-# --- writing ------------------------------------------------------------------------------
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a crash leaves the old file or the new, never half.
-
-    The temporary file lives in the same directory (``os.replace`` is atomic only within one
-    file system), is flushed to disk before the rename and gets the original's permission
-    bits. A symlink is followed: the file it points to is the one replaced.
-    """
-    target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(text.encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; only POSIX can open a directory for that."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

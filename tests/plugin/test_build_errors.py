@@ -45,22 +45,22 @@ def test_invalid_value_names_file_line_key_and_expectation(venv311: Path, wheelh
     project = plain_project(tmp_path, '[tool.nogil]\nthread-safe = "yes"\n')
     output = failing_build(venv311, project, wheelhouse)
     line = line_of(project, 'thread-safe = "yes"')
-    assert f'pyproject.toml:{line}:1: tool.nogil.thread-safe: expected a boolean (true or false), got string "yes"' \
+    assert f'tool.nogil.thread-safe: expected a boolean (true or false), got string "yes" (pyproject.toml:{line}:1)' \
         in output
 
 
 def test_unknown_key_suggests_the_known_one(venv311: Path, wheelhouse: Path, tmp_path: Path) -> None:
     project = plain_project(tmp_path, "[tool.nogil]\nthreadsafe = true\n")
     output = failing_build(venv311, project, wheelhouse)
-    assert f"pyproject.toml:{line_of(project, 'threadsafe')}:1: tool.nogil.threadsafe: unknown key " \
-           "(did you mean 'thread-safe'?)" in output
+    assert "tool.nogil.threadsafe: unknown key (did you mean 'thread-safe'?)" in output
+    assert f"pyproject.toml:{line_of(project, 'threadsafe')}:1)" in output
 
 
 def test_override_naming_no_built_module_fails_the_build(venv311: Path, wheelhouse: Path, tmp_path: Path) -> None:
     project = plain_project(tmp_path, '[tool.nogil]\nthread-safe = true\n[tool.nogil.modules]\n"plain._extt" = false\n')
     output = failing_build(venv311, project, wheelhouse)
-    assert (f'pyproject.toml:{line_of(project, "plain._extt")}:1: tool.nogil.modules."plain._extt": '
-            "names no extension module this build produces (it builds: plain._ext)") in output
+    assert ('tool.nogil.modules."plain._extt": names no extension module this build produces '
+            f'(it builds: plain._ext) (pyproject.toml:{line_of(project, "plain._extt")}:1)') in output
 
 
 @pytest.mark.freethreaded
