@@ -110,8 +110,9 @@ def _exact(v: Interval) -> bool:
     return v[0] == v[1]
 
 
-_BINARY = [("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"),
-           ("+", "-"), ("*", "/", "%")]
+_PRECEDENCE = {op: level for level, ops in enumerate(
+    [("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"),
+     ("+", "-"), ("*", "/", "%")]) for op in ops}
 
 
 class _Parser:
@@ -147,15 +148,16 @@ class _Parser:
             return (min(yes[0], no[0]), max(yes[1], no[1]))
         return yes if truth else no
 
-    def binary(self, level: int) -> Interval:
-        if level == len(_BINARY):
-            return self.unary()
-        left = self.binary(level + 1)
-        while self.peek() in _BINARY[level]:
-            op = self.take()[1]
-            right = self.binary(level + 1)
-            left = _apply(op, left, right)
-        return left
+    def binary(self, lowest: int) -> Interval:
+        """Precedence climbing: operators binding at least as tightly as ``lowest``."""
+        left = self.unary()
+        while True:
+            op = self.peek()
+            level = _PRECEDENCE.get(op) if op is not None else None
+            if level is None or level < lowest:
+                return left
+            self.take()
+            left = _apply(op, left, self.binary(level + 1))
 
     def unary(self) -> Interval:
         kind, text = self.take()

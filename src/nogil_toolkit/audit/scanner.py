@@ -33,12 +33,12 @@ class Finding:
 
 _PRIVATE_KWARGS = re.compile(r"(?i)kw\w*|keyw\w*")
 _FIRST_ARGUMENT = re.compile(r"\s*\(\s*&?\s*([A-Za-z_]\w*)\s*[,)]")
-_CRITICAL = re.compile(r"\bPy_(BEGIN|END)_CRITICAL_SECTION\w*")
-_GLOBAL_DECLARATION = re.compile(r"""
-    (?:[;{}]|\A)\s*
-    (?P<specifiers>(?:[A-Za-z_]\w*\s+)*?)
-    (?P<type>Py[A-Za-z_]*Object)\s*(?P<stars>\*+)\s*(?P<name>[A-Za-z_]\w*)\s*(?=(?P<after>[\[=;,]))
-    """, re.VERBOSE)
+_CRITICAL = re.compile(r"Py_(BEGIN|END)_CRITICAL_SECTION\w*")
+_DECLARATION = re.compile(r"(?P<type>Py[A-Za-z_]*Object)\s*(?P<stars>\*+)\s*(?P<name>[A-Za-z_]\w*)\s*(?=(?P<after>[\[=;,]))")
+"""``PyObject *name`` followed by what ends a declarator; :func:`_statement_specifiers` then
+checks that it starts a statement. Every pattern here begins with a literal (``Py``) so that
+the regex engine can skip to candidates; what a lookbehind would check is checked after."""
+_IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _NOT_STATE = frozenset({"extern", "typedef", "thread_local", "_Thread_local", "__thread"})
 _LATER_DECLARATOR = re.compile(r"\s*(\*+)\s*([A-Za-z_]\w*)")
 
@@ -50,12 +50,24 @@ def _api_index() -> Tuple[re.Pattern, Dict[str, Rule]]:
         if rule.detector == "api":
             for name in rule.apis:
                 by_name[name] = rule
-    names = sorted(by_name, key=len, reverse=True)
-    return re.compile(r"(?<![\w$])(" + "|".join(map(re.escape, names)) + r")(?![\w$])"), by_name
+    return _names_pattern(by_name), by_name
 
 
-_SINGLE_PHASE = re.compile(r"(?<![\w$])(" + "|".join(
-    next(r for r in load_rules() if r.detector == "single-phase-global-state").apis) + r")(?![\w$])")
+def _names_pattern(names: Iterable[str]) -> "re.Pattern[str]":
+    """Whole-word uses of ``names`` (all start with ``Py``); see :func:`_uses` for the left edge."""
+    ordered = sorted(names, key=len, reverse=True)
+    assert all(n.startswith("Py") for n in ordered), "rule names must start with Py (the regex prefix)"
+    return re.compile(r"Py(" + "|".join(re.escape(n[2:]) for n in ordered) + r")(?![\w$])")
+
+
+def _uses(pattern: "re.Pattern[str]", text: str, start: int = 0, end: Optional[int] = None) -> Iterable["re.Match[str]"]:
+    """Matches of ``pattern`` not preceded by an identifier character."""
+    for match in pattern.finditer(text, start, len(text) if end is None else end):
+        if match.start() == 0 or text[match.start() - 1] not in _IDENTIFIER_CHARS:
+            yield match
+
+
+_SINGLE_PHASE = _names_pattern(next(r for r in load_rules() if r.detector == "single-phase-global-state").apis)
 
 
 def scan_c(path: str, text: str, ignore: frozenset = frozenset()) -> Tuple[List[Finding], int]:
@@ -64,8 +76,9 @@ def scan_c(path: str, text: str, ignore: frozenset = frozenset()) -> Tuple[List[
     found: List[Tuple[int, int, Rule, str, str]] = []  # (offset, length, rule, api, message)
     pattern, by_name = _api_index()
     criticals = None
-    for match in pattern.finditer(prepared.code):
-        rule = by_name[match.group(1)]
+    for match in _uses(pattern, prepared.code):
+        api = match.group()
+        rule = by_name[api]
         if rule.skip_private_kwargs and _private_kwargs(prepared.code, match.end()):
             continue
         if rule.outside_critical_section:
@@ -73,15 +86,14 @@ def scan_c(path: str, text: str, ignore: frozenset = frozenset()) -> Tuple[List[
                 criticals = _critical_events(prepared.code)
             if _inside_critical_section(criticals, match.start()):
                 continue
-        found.append((match.start(), len(match.group(1)), rule, match.group(1),
-                      f"{match.group(1)} {rule.why}"))
+        found.append((match.start(), len(api), rule, api, f"{api} {rule.why}"))
     for start, end in prepared.defines:
-        for match in pattern.finditer(prepared.cleaned, start, end):
-            rule = by_name[match.group(1)]
+        for match in _uses(pattern, prepared.cleaned, start, end):
+            api = match.group()
+            rule = by_name[api]
             if rule.skip_private_kwargs and _private_kwargs(prepared.cleaned, match.end()):
                 continue
-            found.append((match.start(), len(match.group(1)), rule, match.group(1),
-                          f"{match.group(1)} (in a macro) {rule.why}"))
+            found.append((match.start(), len(api), rule, api, f"{api} (in a macro) {rule.why}"))
     state = list(_global_state(prepared.code))
     if state:
         state_rule = next(r for r in load_rules() if r.detector == "mutable-global-state")
@@ -89,9 +101,9 @@ def scan_c(path: str, text: str, ignore: frozenset = frozenset()) -> Tuple[List[
                      for offset, name, declaration in state)
         single = next(r for r in load_rules() if r.detector == "single-phase-global-state")
         names = ", ".join(sorted({name for _, name, _ in state})[:3]) + (", ..." if len(state) > 3 else "")
-        found.extend((m.start(), len(m.group(1)), single, m.group(1),
-                      f"{m.group(1)} creates a single-phase module, and this file keeps global state ({names}): {single.why}")
-                     for m in _SINGLE_PHASE.finditer(prepared.code))
+        found.extend((m.start(), len(m.group()), single, m.group(),
+                      f"{m.group()} creates a single-phase module, and this file keeps global state ({names}): {single.why}")
+                     for m in _uses(_SINGLE_PHASE, prepared.code))
     return _located(path, prepared, found, ignore)
 
 
@@ -99,13 +111,14 @@ def scan_pyx(path: str, text: str, ignore: frozenset = frozenset()) -> Tuple[Lis
     prepared = prepare_pyx(text)
     pattern, by_name = _api_index()
     found = []
-    for match in pattern.finditer(prepared.code):
-        rule = by_name[match.group(1)]
+    for match in _uses(pattern, prepared.code):
+        api = match.group()
+        rule = by_name[api]
         if rule.skip_private_kwargs and _private_kwargs(prepared.code, match.end()):
             continue
         if rule.outside_critical_section and any(s <= match.start() < e for s, e in prepared.critical):
             continue
-        found.append((match.start(), len(match.group(1)), rule, match.group(1), f"{match.group(1)} {rule.why}"))
+        found.append((match.start(), len(api), rule, api, f"{api} {rule.why}"))
     return _located(path, prepared, found, ignore)
 
 
@@ -136,7 +149,7 @@ def _critical_events(code: str) -> Tuple[List[int], List[int]]:
     (the END macro sits in a ``#define`` or was not seen), so one bad function cannot hide
     findings in the next.
     """
-    events = sorted([(m.start(), m.group(1)) for m in _CRITICAL.finditer(code)])
+    events = sorted((m.start(), m.group(1)) for m in _uses(_CRITICAL, code))
     if not events:
         return [], []
     positions, depths = brace_depths(code)
@@ -160,8 +173,11 @@ def _global_state(code: str) -> Iterable[Tuple[int, str, str]]:
     """(offset, name, declaration) of each static or file-scope object pointer variable."""
     positions: Optional[Sequence[int]] = None
     depths: Sequence[int] = ()
-    for match in _GLOBAL_DECLARATION.finditer(code):
-        specifiers = set(match.group("specifiers").split())
+    for match in _uses(_DECLARATION, code):
+        found = _statement_specifiers(code, match.start())
+        if found is None:
+            continue
+        specifiers = set(found)
         if specifiers & _NOT_STATE:
             continue
         if "static" not in specifiers:
@@ -173,6 +189,24 @@ def _global_state(code: str) -> Iterable[Tuple[int, str, str]]:
         yield match.start("name"), match.group("name"), kind + match.group("name")
         if match.group("after") in ",=[":
             yield from _later_declarators(code, match.end(), kind.rstrip("*").rstrip())
+
+
+def _statement_specifiers(code: str, start: int) -> Optional[List[str]]:
+    """The words before ``start`` back to the start of its statement (``;``, ``{``, ``}`` or the
+    file's start), or None when something else comes first (a ``(`` or ``,``: a parameter)."""
+    words = []
+    index = start - 1
+    while True:
+        while index >= 0 and code[index].isspace():
+            index -= 1
+        if index < 0 or code[index] in ";{}":
+            return words
+        end = index + 1
+        while index >= 0 and code[index] in _IDENTIFIER_CHARS:
+            index -= 1
+        if index + 1 == end or code[index + 1].isdigit():
+            return None
+        words.append(code[index + 1:end])
 
 
 def _later_declarators(code: str, start: int, kind: str) -> Iterable[Tuple[int, str, str]]:
