@@ -214,10 +214,17 @@ def test_unreadable_file_as_an_unprivileged_user(unprivileged_dir: Path) -> None
         os.chown(source, 65534, 65534)
         os.chown(readable, 65534, 65534)
     source.chmod(0)
+    closed = unprivileged_dir / "closed"
+    closed.mkdir()
+    (closed / "hidden.c").write_text(RISKY)
+    if os.geteuid() == 0:
+        os.chown(closed, 65534, 65534)
+    closed.chmod(0)
     src = Path(__file__).resolve().parents[2] / "src"
     result = run(unprivileged([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r}); "
                                "from nogil_toolkit.__main__ import main; sys.exit(main())",
                                "audit", unprivileged_dir]), timeout=60, check=False)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines()[0] == f"warning: skipped {source}: cannot be read: permission denied"
+    assert result.stderr.splitlines()[:2] == [f"warning: skipped {source}: cannot be read: permission denied",
+                                              f"warning: skipped {closed}: folder cannot be read: permission denied"]
     assert result.stdout.startswith(f"{readable}:2:12: warning [borrowed-list-item]")

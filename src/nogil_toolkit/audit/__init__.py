@@ -54,9 +54,11 @@ class AuditResult:
 
 
 def audit_files(files: Iterable[Tuple[Path, bool]], policy: AuditPolicy = AuditPolicy(),
-                root: Optional[Path] = None, origin: str = "") -> AuditResult:
+                root: Optional[Path] = None, origin: str = "",
+                unlisted: Optional[List[Tuple[str, str]]] = None) -> AuditResult:
     """Audit each (path, named explicitly); files under ``root`` matching ``policy.exclude`` are
-    left out unless named explicitly."""
+    left out unless named explicitly. ``unlisted`` collects folders the walk could not list; they
+    end up among the skipped paths."""
     start = time.perf_counter()
     result = AuditResult(origin=origin)
     ignore = frozenset(policy.ignore)
@@ -94,6 +96,7 @@ def audit_files(files: Iterable[Tuple[Path, bool]], policy: AuditPolicy = AuditP
         result.findings.extend(findings)
         result.suppressed += suppressed
         result.audited += 1
+    result.skipped.extend(unlisted or [])
     result.seconds = time.perf_counter() - start
     return result
 
@@ -103,12 +106,15 @@ def audit_project(root: Path, policy: AuditPolicy = AuditPolicy()) -> AuditResul
     declared, origin = declared_sources(root)
     if declared is not None:
         return audit_files(((p, False) for p in declared), policy, root, f"the build configuration ({origin})")
-    return audit_files(((p, False) for p in walk_sources(root)), policy, root,
-                       f"the project tree ({origin})")
+    unlisted: List[Tuple[str, str]] = []
+    return audit_files(((p, False) for p in walk_sources(root, unlisted)), policy, root,
+                       f"the project tree ({origin})", unlisted)
 
 
 def audit_paths(paths: Sequence[Path], policy: AuditPolicy = AuditPolicy(), root: Optional[Path] = None) -> AuditResult:
-    return audit_files(expand(paths), policy, root, "the paths given")
+    """The files named, and the sources under the folders named."""
+    unlisted: List[Tuple[str, str]] = []
+    return audit_files(expand(paths, unlisted), policy, root, "the paths given", unlisted)
 
 
 def audit_sources(paths: Sequence[Path], config: Optional[NogilConfig] = None) -> List[Finding]:

@@ -122,10 +122,16 @@ def cython_sources_beside(path: Path) -> List[Path]:
         return []
 
 
-def walk_sources(root: Path) -> Iterator[Path]:
+def walk_sources(root: Path, unlisted: Optional[List[Tuple[str, str]]] = None) -> Iterator[Path]:
     """C, C++ and Cython files under ``root``, sorted, without following directory symlinks
-    (so a link cycle cannot loop) and without build, cache and venv folders."""
-    for folder, dirs, files in os.walk(root):
+    (so a link cycle cannot loop) and without build, cache and venv folders. A folder that
+    cannot be listed is added to ``unlisted`` as (path, why)."""
+
+    def problem(exc: OSError) -> None:
+        if unlisted is not None:
+            unlisted.append((str(exc.filename), f"folder {_os_problem(exc)}"))
+
+    for folder, dirs, files in os.walk(root, onerror=problem):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
                          and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg")))
         for name in sorted(files):
@@ -217,11 +223,11 @@ def _literal_strings(node: ast.AST) -> Optional[List[str]]:
     return None
 
 
-def expand(paths: Iterable[Path]) -> Iterator[Tuple[Path, bool]]:
+def expand(paths: Iterable[Path], unlisted: Optional[List[Tuple[str, str]]] = None) -> Iterator[Tuple[Path, bool]]:
     """Each file named, and each source under each folder named: (path, named explicitly)."""
     for path in paths:
         if path.is_dir():
-            for found in walk_sources(path):
+            for found in walk_sources(path, unlisted):
                 yield found, False
         else:
             yield path, True
