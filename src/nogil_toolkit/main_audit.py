@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from nogil_toolkit.audit import AuditPolicy, audit_paths, audit_project
-from nogil_toolkit.audit.output import dump, render_text, summary, to_json, to_sarif
+from nogil_toolkit.audit.output import dump, render_text, shown, summary, to_json, to_sarif
 from nogil_toolkit.audit.rules import Severity, load_rules, rule_ids
 from nogil_toolkit.config import ConfigError, load_config
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, warning
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
     if missing:
         for path in missing:
-            error("no such file or directory", str(path))
+            error("no such file or directory", shown(str(path)))
         return EXIT_USAGE
     if not args.paths and not args.project.is_dir():
         error("the project is not a directory", str(args.project))
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
     failed = threshold is not None and any(f.rule.severity >= threshold for f in result.findings)
     code = EXIT_FAILURE if failed else EXIT_OK
     for path, reason in result.skipped:
-        warning(f"skipped {path}: {reason}")
+        warning(f"skipped {shown(path)}: {reason}")
     for path, note in result.notes:
-        warning(f"{path}: {note}")
+        warning(f"{shown(path)}: {note}")
     if args.format == "json":
         dump(to_json(result, code), sys.stdout)
     elif args.format == "sarif":

@@ -228,3 +228,18 @@ def test_unreadable_file_as_an_unprivileged_user(unprivileged_dir: Path) -> None
     assert result.stderr.splitlines()[:2] == [f"warning: skipped {source}: cannot be read: permission denied",
                                               f"warning: skipped {closed}: folder cannot be read: permission denied"]
     assert result.stdout.startswith(f"{readable}:2:12: warning [borrowed-list-item]")
+
+
+def test_file_names_that_are_not_utf8_or_have_spaces(tmp_path: Path) -> None:
+    folder = tmp_path / "test cases"
+    folder.mkdir()
+    (Path(os.fsdecode(bytes(folder) + b"/caf\xe9.c"))).write_text(RISKY)
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    command = [sys.executable, "-m", "nogil_toolkit", "audit", "--project", tmp_path]
+    text = run([*command, folder], env=env, check=False)
+    assert (text.returncode, text.stdout.splitlines()[0].split(": ")[0]) == (1, f"{folder}/caf\\xe9.c:2:12")
+    document = json.loads(run([*command, "--format", "json", folder], env=env, check=False).stdout)
+    assert document["findings"][0]["path"] == f"{folder}/caf\\xe9.c"
+    log = json.loads(run([*command, "--format", "sarif", folder], env=env, check=False).stdout)
+    location = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "test%20cases/caf%E9.c", "uriBaseId": "SRCROOT"}

@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, TextIO
+from urllib.parse import quote
 
 from nogil_toolkit import __version__
 from nogil_toolkit.audit import AuditResult
@@ -18,11 +19,17 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "dim"}
 
 
+def shown(path: str) -> str:
+    """A path as text any stream can print: bytes of a file name that are not UTF-8 (kept by
+    Python as surrogates) are written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def render_text(result: AuditResult, stream: TextIO) -> None:
     """One block per finding, ``file:line:col: severity [rule] ...``, as compilers print them."""
     for finding in result.findings:
         severity = finding.rule.severity
-        print(f"{finding.path}:{finding.line}:{finding.column}: "
+        print(f"{shown(finding.path)}:{finding.line}:{finding.column}: "
               f"{style(str(severity), _COLOURS[severity], stream)} [{finding.rule.id}] {finding.message}", file=stream)
         print(f"    instead: {finding.rule.replacement_text}", file=stream)
 
@@ -42,7 +49,7 @@ def summary(result: AuditResult) -> str:
 
 def _finding_json(finding) -> Dict[str, Any]:
     rule: Rule = finding.rule
-    return {"path": finding.path, "line": finding.line, "column": finding.column, "end_column": finding.end_column,
+    return {"path": shown(finding.path), "line": finding.line, "column": finding.column, "end_column": finding.end_column,
             "rule": rule.id, "severity": str(rule.severity), "api": finding.api, "message": finding.message,
             "replacement": {"text": rule.replacement, "since": rule.since or None,
                             "pythoncapi_compat": rule.pythoncapi_compat},
@@ -55,8 +62,8 @@ def to_json(result: AuditResult, exit_code: int) -> Dict[str, Any]:
         "tool": {"name": "nogil-toolkit audit", "version": __version__},
         "origin": result.origin,
         "files_audited": result.audited,
-        "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
-        "notes": [{"path": p, "note": n} for p, n in result.notes],
+        "skipped": [{"path": shown(p), "reason": r} for p, r in result.skipped],
+        "notes": [{"path": shown(p), "note": n} for p, n in result.notes],
         "suppressed": result.suppressed,
         "summary": {"by_rule": dict(sorted(Counter(f.rule.id for f in result.findings).items())),
                     "by_severity": {str(s): result.count(s) for s in sorted(Severity, reverse=True)}},
@@ -101,11 +108,13 @@ def to_sarif(result: AuditResult, base: Path) -> Dict[str, Any]:
 
 
 def _artifact(path: str, base: Path) -> Dict[str, str]:
+    """A relative URI under ``SRCROOT`` (percent-encoded: spaces, non-ASCII bytes), else a file URI."""
     absolute = Path(os.path.abspath(path))
     try:
-        return {"uri": absolute.relative_to(os.path.abspath(base)).as_posix(), "uriBaseId": "SRCROOT"}
+        relative = absolute.relative_to(os.path.abspath(base)).as_posix()
     except ValueError:
         return {"uri": absolute.as_uri()}
+    return {"uri": quote(os.fsencode(relative), safe="/"), "uriBaseId": "SRCROOT"}
 
 
 def dump(document: Dict[str, Any], stream: TextIO) -> None:
