@@ -8,6 +8,7 @@ findings and turns them into an exit status.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -104,12 +105,19 @@ def run(args: argparse.Namespace) -> int:
         warning(f"skipped {shown(path)}: {reason}")
     for path, note in result.notes:
         warning(f"{shown(path)}: {note}")
-    if args.format == "json":
-        dump(to_json(result, code), sys.stdout)
-    elif args.format == "sarif":
-        dump(to_sarif(result, args.project), sys.stdout)
-    else:
-        render_text(result, sys.stdout)
+    try:
+        if args.format == "json":
+            dump(to_json(result, code), sys.stdout)
+        elif args.format == "sarif":
+            dump(to_sarif(result, args.project), sys.stdout)
+        else:
+            render_text(result, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): it has what it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return code
     info(summary(result))
     return code
 

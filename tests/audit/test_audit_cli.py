@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,16 @@ def test_file_names_that_are_not_utf8_or_have_spaces(tmp_path: Path) -> None:
     log = json.loads(run([*command, "--format", "sarif", folder], env=env, check=False).stdout)
     location = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert location == {"uri": "test%20cases/caf%E9.c", "uriBaseId": "SRCROOT"}
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    for index in range(200):
+        (tmp_path / f"f{index}.c").write_text(RISKY * 20)
+    process = subprocess.Popen([sys.executable, "-m", "nogil_toolkit", "audit", "--format", "json", tmp_path],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(100)
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert error == ""
