@@ -5,8 +5,8 @@ declares ``freethreading_compatible``); what the author writes by hand are calls
 functions cimported from ``cpython.*`` or declared in ``cdef extern from`` blocks. So this
 blanks comments, string literals (every prefix, triple quotes), ``cimport`` statements and the
 declarations inside ``cdef extern`` blocks, and keeps the rest at its offsets. Blocks of
-``with critical_section(...)`` (Cython 3.1) are recorded so that ``PyDict_Next`` inside
-one is not reported.
+``with critical_section(...)`` and functions decorated ``@critical_section`` (Cython 3.1) are
+recorded so that ``PyDict_Next`` inside one is not reported.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ _LEX = re.compile(r"""
     """, re.VERBOSE | re.DOTALL)
 _EXTERN = re.compile(r"cdef\s+extern\b[^\n]*:\s*$")
 _CIMPORT = re.compile(r"(?:from\s+\S+\s+)?cimport\b")
-_CRITICAL = re.compile(r"with\s+(?:\w+\.)*critical_section\s*\([^\n]*:\s*$")
+_CRITICAL = re.compile(r"with\b[^\n]*\bcritical_section\s*\([^\n]*:\s*$")
+_CRITICAL_DECORATOR = re.compile(r"@\s*(?:\w+\.)*critical_section\b")
+_FUNCTION = re.compile(r"(?:async\s+)?(?:c?p?def)\b")
 
 
 @dataclass
@@ -85,6 +87,7 @@ def _structure(cleaned: str) -> Tuple[str, List[Tuple[int, int]]]:
     critical: List[Tuple[int, int]] = []
     depth = 0
     blanking_statement = False
+    decorated = False
     for number, line in enumerate(lines):
         stripped = line.strip()
         if depth == 0 and stripped:
@@ -97,8 +100,11 @@ def _structure(cleaned: str) -> Tuple[str, List[Tuple[int, int]]]:
             if _EXTERN.match(stripped):
                 blocks.append(("extern", indent, offsets[number]))
                 blanking_statement = True
-            elif _CRITICAL.match(stripped):
+            elif _CRITICAL.match(stripped) or (decorated and _FUNCTION.match(stripped)):
                 blocks.append(("critical", indent, offsets[number]))
+                decorated = False
+            elif _CRITICAL_DECORATOR.match(stripped):
+                decorated = True
         if blanking_statement:
             out[number] = blank(line)
         depth = max(0, depth + sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}"))
