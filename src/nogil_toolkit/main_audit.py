@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from nogil_toolkit.audit import AuditPolicy, audit_paths, audit_project
 from nogil_toolkit.audit.output import dump, render_text, shown, summary, to_json, to_sarif
@@ -77,9 +77,7 @@ def _rule_id(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_rules:
-        for rule in load_rules():
-            print(f"{rule.id} ({rule.severity}): {', '.join(rule.apis) or rule.detector}\n"
-                  f"    {rule.why}\n    instead: {rule.replacement_text}\n    source: {rule.section}")
+        _to_stdout(_list_rules)
         return EXIT_OK
     try:
         config = load_config(args.project)
@@ -105,21 +103,35 @@ def run(args: argparse.Namespace) -> int:
         warning(f"skipped {shown(path)}: {reason}")
     for path, note in result.notes:
         warning(f"{shown(path)}: {note}")
-    try:
-        if args.format == "json":
-            dump(to_json(result, code), sys.stdout)
-        elif args.format == "sarif":
-            dump(to_sarif(result, args.project), sys.stdout)
-        else:
-            render_text(result, sys.stdout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (``| head``): it has what it wanted. Point stdout at /dev/null so
-        # the interpreter's final flush cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return code
-    info(summary(result))
+    if args.format == "json":
+        written = _to_stdout(lambda: dump(to_json(result, code), sys.stdout))
+    elif args.format == "sarif":
+        written = _to_stdout(lambda: dump(to_sarif(result, args.project), sys.stdout))
+    else:
+        written = _to_stdout(lambda: render_text(result, sys.stdout))
+    if written:
+        info(summary(result))
     return code
+
+
+def _list_rules() -> None:
+    for rule in load_rules():
+        print(f"{rule.id} ({rule.severity}): {', '.join(rule.apis) or rule.detector}\n"
+              f"    {rule.why}\n    instead: {rule.replacement_text}\n    source: {rule.section}")
+
+
+def _to_stdout(write: Callable[[], None]) -> bool:
+    """Run ``write``; False when the reader went away (``| head``): it has what it wanted.
+
+    stdout is then pointed at /dev/null so that the interpreter's final flush cannot fail again.
+    """
+    try:
+        write()
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

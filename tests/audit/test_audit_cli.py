@@ -257,3 +257,13 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     error = process.stderr.read().decode()
     assert process.wait(timeout=60) == 1
     assert error == ""
+
+
+def test_rules_listing_and_an_unparsable_setup_py(tmp_path: Path, capsys, monkeypatch) -> None:
+    code, out, _ = audit(capsys, "--list-rules")
+    assert code == 0 and out.startswith("borrowed-list-item (warning): PyList_GetItem, PyList_GET_ITEM\n")
+    project(tmp_path, {"setup.py": "setup(\n", "a.c": RISKY})
+    monkeypatch.chdir(tmp_path)
+    document = audit_json(capsys)
+    assert document["origin"] == "the project tree (setup.py cannot be parsed)"
+    assert [f["path"] for f in document["findings"]] == ["a.c"]

@@ -171,7 +171,11 @@ def declared_sources(root: Path) -> Tuple[Optional[List[Path]], str]:
             origin.append(f"{len(modules)} ext-modules in pyproject.toml")
     setup_py = root / "setup.py"
     if setup_py.is_file():
-        found = _setup_py_sources(setup_py)
+        try:
+            tree = ast.parse(setup_py.read_bytes(), filename=str(setup_py))
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            return None, "setup.py cannot be parsed"
+        found = _setup_py_sources(tree)
         if found is None:
             return None, "setup.py computes its extensions' sources"
         if found[0]:
@@ -191,12 +195,8 @@ def _under(path: Path, folder: Path) -> bool:
         return False
 
 
-def _setup_py_sources(path: Path) -> Optional[Tuple[int, List[str]]]:
+def _setup_py_sources(tree: ast.AST) -> Optional[Tuple[int, List[str]]]:
     """(number of Extension calls, their literal sources); None when any call's list is computed."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError, RecursionError):
-        return None
     calls, sources = 0, []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
