@@ -32,7 +32,7 @@ from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from nogil_toolkit.audit import audit_project  # noqa: E402
+from nogil_toolkit.audit import AuditResult, audit_paths, audit_project  # noqa: E402
 
 CORPUS = {
     # requirement: what kind of extension it is
@@ -50,6 +50,8 @@ CORPUS = {
     "pyyaml==6.0.3": "Cython",
     "msgpack==1.1.2": "Cython",
 }
+WHOLE_TREE = ("numpy==2.3.5",)
+"""Also audited as ``nogil-toolkit audit .`` (every source in the sdist, vendored code included)."""
 STUB_METADATA = {"numpy": "mesonpy"}
 """Projects whose backend builds during pip's metadata step, and the backend module to stand in for."""
 
@@ -96,17 +98,29 @@ def _cpu_children() -> float:
 
 
 def whole_process(folder: Path, repeat: int) -> Tuple[float, float]:
-    """Median wall and CPU seconds of ``python -m nogil_toolkit audit`` run in ``folder``."""
+    """Median wall and CPU seconds of ``python -m nogil_toolkit audit .`` run in ``folder``."""
     walls, cpus = [], []
     src = str(Path(__file__).resolve().parent.parent / "src")
     env = dict(os.environ, PYTHONPATH=src)
     for _ in range(repeat):
         cpu, start = _cpu_children(), time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nogil_toolkit", "audit", "--format", "json", "--fail-on", "never"],
+        subprocess.run([sys.executable, "-m", "nogil_toolkit", "audit", "--format", "json", "--fail-on", "never", "."],
                        cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         walls.append(time.perf_counter() - start)
         cpus.append(_cpu_children() - cpu)
     return statistics.median(walls), statistics.median(cpus)
+
+
+def _audit_in(folder: Path, whole_tree: bool) -> Tuple[AuditResult, float]:
+    """The audit as run in ``folder`` (default discovery, or every source with ``whole_tree``), and its CPU time."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        cpu = time.process_time()
+        result = audit_paths([Path(".")]) if whole_tree else audit_project(Path("."))
+        return result, time.process_time() - cpu
+    finally:
+        os.chdir(cwd)
 
 
 def main(argv: List[str] = None) -> int:
@@ -118,21 +132,16 @@ def main(argv: List[str] = None) -> int:
     folders = {requirement: download(requirement, args.cache_dir) for requirement in CORPUS}
 
     rows, total_files, total_wall, total_cpu = [], 0, 0.0, 0.0
-    for requirement, folder in folders.items():
-        cwd = os.getcwd()
-        os.chdir(folder)
-        try:
-            cpu = time.process_time()
-            result = audit_project(Path("."))
-            cpu = time.process_time() - cpu
-        finally:
-            os.chdir(cwd)
+    runs = [(r, f, False) for r, f in folders.items()] + [(r, folders[r], True) for r in WHOLE_TREE]
+    for requirement, folder, whole_tree in runs:
+        result, cpu = _audit_in(folder, whole_tree)
         total_files += result.audited
         total_wall += result.seconds
         total_cpu += cpu
         counts: Dict[str, int] = Counter(f.rule.id for f in result.findings)
         by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         origin = "build config" if result.origin.startswith("the build configuration") else "tree"
+        origin = "`audit .` (all)" if whole_tree else origin
         severe = sum(1 for f in result.findings if f.rule.severity >= 2)
         rows.append(f"| {requirement} | {CORPUS[requirement]} | {origin} | {result.audited} | {cpu:.2f} | "
                     f"{severe} | {by_rule or '-'} |")
@@ -147,7 +156,7 @@ def main(argv: List[str] = None) -> int:
           f"{total_cpu:.2f} s CPU ({total_files / total_cpu:.0f} files/s)")
     numpy = folders["numpy==2.3.5"]
     wall, cpu = whole_process(numpy, args.repeat)
-    print(f"whole process on numpy 2.3.5 (python -m nogil_toolkit audit, median of {args.repeat}): "
+    print(f"whole process on numpy 2.3.5 (python -m nogil_toolkit audit ., median of {args.repeat}): "
           f"{wall:.2f} s wall, {cpu:.2f} s CPU")
     return 0
 

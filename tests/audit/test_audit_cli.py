@@ -267,3 +267,18 @@ def test_rules_listing_and_an_unparsable_setup_py(tmp_path: Path, capsys, monkey
     document = audit_json(capsys)
     assert document["origin"] == "the project tree (setup.py cannot be parsed)"
     assert [f["path"] for f in document["findings"]] == ["a.c"]
+
+
+def test_default_sources_from_meson_build_files(tmp_path: Path, capsys, monkeypatch) -> None:
+    project(tmp_path, {
+        "pyproject.toml": '[build-system]\nbuild-backend = "mesonpy"\nrequires = ["meson-python"]\n',
+        "meson.build": "project('p', 'c')\n# subdir('commented')\nsubdir('src')\ninstall_subdir('tests')\n",
+        "src/meson.build": "py.extension_module('_m', 'a.c', files('''b.pyx'''), install: true)\n"
+                           "# 'unlisted.c' is only named in a comment\n",
+        "src/a.c": RISKY, "src/b.pyx": "x = PyList_GetItem(a, 0)\n", "src/a.h": RISKY, "src/unlisted.c": RISKY,
+        "commented/meson.build": "py.extension_module('_n', 'n.c')\n", "commented/n.c": RISKY,
+        "tests/t.c": RISKY, "tools/x.c": RISKY})
+    monkeypatch.chdir(tmp_path)
+    document = audit_json(capsys)
+    assert document["origin"] == "the build configuration (2 files named in meson.build files, 1 header beside them)"
+    assert sorted(f["path"] for f in document["findings"]) == ["src/a.c", "src/a.h", "src/b.pyx"]

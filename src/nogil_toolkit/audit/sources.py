@@ -1,9 +1,10 @@
 """Which files to audit, and reading each one without trusting what sits at its path.
 
 By default the audit reads the sources the project's build configuration lists where that
-list is static: ``[[tool.setuptools.ext-modules]]`` in ``pyproject.toml``, or ``Extension(...)``
+list is static: ``[[tool.setuptools.ext-modules]]`` in ``pyproject.toml``, ``Extension(...)``
 calls in ``setup.py`` whose ``sources`` (and ``depends``) are literal lists of strings (read
-with :mod:`ast`, never run). Otherwise, and for ``meson.build`` or ``CMakeLists.txt`` projects,
+with :mod:`ast`, never run), or the source files ``meson.build`` files name (following
+``subdir()``), with the headers beside them. Otherwise, and for ``CMakeLists.txt`` projects,
 it walks the project tree, minus version-control, build, cache and virtual-environment folders.
 """
 
@@ -13,11 +14,14 @@ import ast
 import errno
 import fnmatch
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from nogil_toolkit.console import plural
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -181,8 +185,15 @@ def declared_sources(root: Path) -> Tuple[Optional[List[Path]], str]:
         if found[0]:
             declared += found[1]
             origin.append(f"{found[0]} Extension() calls in setup.py")
+    if not origin and (root / "meson.build").is_file():
+        named, headers = _meson_sources(root)
+        if not named:
+            return None, "meson.build names no C, C++ or Cython file"
+        return [Path(os.path.relpath(p)) if _under(p, Path.cwd()) else p for p in sorted(named | headers)], \
+            f"{plural(len(named), 'file')} named in meson.build files, {plural(len(headers), 'header')} beside them"
     if not origin:
-        return None, "no static list of extension sources (setuptools ext-modules or literal Extension() calls)"
+        return None, "no static list of extension sources (setuptools ext-modules, literal Extension() calls, " \
+                     "meson.build)"
     paths = sorted({(root / s).resolve() for s in declared if language_of(Path(s))})
     return [Path(os.path.relpath(p)) if _under(p, Path.cwd()) else p for p in paths], ", ".join(origin)
 
@@ -193,6 +204,37 @@ def _under(path: Path, folder: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+_MESON_STRING = re.compile(r"'''.*?'''|'(?:[^'\\\n]|\\.)*'|#[^\n]*", re.DOTALL)
+_MESON_SUBDIR = re.compile(r"(?<![\w.])subdir\(\s*'([^'\n]+)'")
+_HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp", ".h.src", ".pxd", ".pxi")
+
+
+def _meson_sources(root: Path) -> Tuple[set, set]:
+    """Every existing C, C++ or Cython file a string of a ``meson.build`` names (relative to that
+    file's folder), following ``subdir('x')``; plus the headers in the folders of those files,
+    which meson files rarely list but which hold inline code."""
+    named, seen, pending = set(), set(), [root.resolve()]
+    while pending:
+        folder = pending.pop()
+        if folder in seen:
+            continue
+        seen.add(folder)
+        try:
+            text = (folder / "meson.build").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        code = _MESON_STRING.sub(lambda m: "" if m.group().startswith("#") else m.group(), text)
+        pending.extend((folder / sub).resolve() for sub in _MESON_SUBDIR.findall(code))
+        for literal in _MESON_STRING.finditer(code):
+            value = literal.group().strip("'")
+            candidate = folder / value
+            if language_of(candidate) and candidate.is_file():
+                named.add(candidate.resolve())
+    beside = {header.resolve() for folder in {p.parent for p in named} for header in folder.iterdir()
+              if header.name.lower().endswith(_HEADER_SUFFIXES) and header.is_file()}
+    return named, beside - named
 
 
 def _setup_py_sources(tree: ast.AST) -> Optional[Tuple[int, List[str]]]:
