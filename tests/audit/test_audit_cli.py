@@ -282,3 +282,17 @@ def test_default_sources_from_meson_build_files(tmp_path: Path, capsys, monkeypa
     document = audit_json(capsys)
     assert document["origin"] == "the build configuration (2 files named in meson.build files, 1 header beside them)"
     assert sorted(f["path"] for f in document["findings"]) == ["src/a.c", "src/a.h", "src/b.pyx"]
+
+
+def test_default_sources_from_cmake_lists(tmp_path: Path, capsys, monkeypatch) -> None:
+    project(tmp_path, {
+        "pyproject.toml": '[build-system]\nbuild-backend = "scikit_build_core.build"\n',
+        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.15)\n# add_subdirectory(commented)\n"
+                          "#[[ a bracket comment naming src/unlisted.c ]]\nadd_subdirectory(src)\n",
+        "src/CMakeLists.txt": 'python_add_library(_m MODULE a.c "${CMAKE_CURRENT_SOURCE_DIR}/b.cpp" WITH_SOABI)\n',
+        "src/a.c": RISKY, "src/b.cpp": RISKY, "src/a.h": RISKY, "src/unlisted.c": RISKY,
+        "commented/CMakeLists.txt": "add_library(n n.c)\n", "commented/n.c": RISKY, "tools/x.c": RISKY})
+    monkeypatch.chdir(tmp_path)
+    document = audit_json(capsys)
+    assert document["origin"] == "the build configuration (2 files named in CMakeLists.txt files, 1 header beside them)"
+    assert sorted({f["path"] for f in document["findings"]}) == ["src/a.c", "src/a.h", "src/b.cpp"]

@@ -3,9 +3,9 @@
 By default the audit reads the sources the project's build configuration lists where that
 list is static: ``[[tool.setuptools.ext-modules]]`` in ``pyproject.toml``, ``Extension(...)``
 calls in ``setup.py`` whose ``sources`` (and ``depends``) are literal lists of strings (read
-with :mod:`ast`, never run), or the source files ``meson.build`` files name (following
-``subdir()``), with the headers beside them. Otherwise, and for ``CMakeLists.txt`` projects,
-it walks the project tree, minus version-control, build, cache and virtual-environment folders.
+with :mod:`ast`, never run), or the source files ``meson.build`` (following ``subdir()``) or
+``CMakeLists.txt`` files (following ``add_subdirectory()``) name, with the headers beside them.
+Otherwise it walks the project tree, minus version-control, build, cache and virtual-environment folders.
 """
 
 from __future__ import annotations
@@ -185,15 +185,16 @@ def declared_sources(root: Path) -> Tuple[Optional[List[Path]], str]:
         if found[0]:
             declared += found[1]
             origin.append(f"{found[0]} Extension() calls in setup.py")
-    if not origin and (root / "meson.build").is_file():
-        named, headers = _meson_sources(root)
-        if not named:
-            return None, "meson.build names no C, C++ or Cython file"
-        return [Path(os.path.relpath(p)) if _under(p, Path.cwd()) else p for p in sorted(named | headers)], \
-            f"{plural(len(named), 'file')} named in meson.build files, {plural(len(headers), 'header')} beside them"
+    for kind in (MESON, CMAKE):
+        if not origin and (root / kind.name).is_file():
+            named, headers = _named_sources(root, kind)
+            if not named:
+                return None, f"{kind.name} names no C, C++ or Cython file"
+            return [Path(os.path.relpath(p)) if _under(p, Path.cwd()) else p for p in sorted(named | headers)], \
+                f"{plural(len(named), 'file')} named in {kind.name} files, {plural(len(headers), 'header')} beside them"
     if not origin:
         return None, "no static list of extension sources (setuptools ext-modules, literal Extension() calls, " \
-                     "meson.build)"
+                     "meson.build, CMakeLists.txt)"
     paths = sorted({(root / s).resolve() for s in declared if language_of(Path(s))})
     return [Path(os.path.relpath(p)) if _under(p, Path.cwd()) else p for p in paths], ", ".join(origin)
 
@@ -206,15 +207,34 @@ def _under(path: Path, folder: Path) -> bool:
         return False
 
 
-_MESON_STRING = re.compile(r"'''.*?'''|'(?:[^'\\\n]|\\.)*'|#[^\n]*", re.DOTALL)
-_MESON_SUBDIR = re.compile(r"(?<![\w.])subdir\(\s*'([^'\n]+)'")
 _HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp", ".h.src", ".pxd", ".pxi")
 
 
-def _meson_sources(root: Path) -> Tuple[set, set]:
-    """Every existing C, C++ or Cython file a string of a ``meson.build`` names (relative to that
-    file's folder), following ``subdir('x')``; plus the headers in the folders of those files,
-    which meson files rarely list but which hold inline code."""
+@dataclass(frozen=True)
+class _BuildFiles:
+    """How one build system's files name sources: its file name, its comments, the tokens that
+    may be a path, and the calls that descend into a subfolder."""
+
+    name: str
+    comment: "re.Pattern[str]"
+    token: "re.Pattern[str]"
+    subdir: "re.Pattern[str]"
+    prefixes: Tuple[str, ...] = ()
+
+
+MESON = _BuildFiles("meson.build", re.compile(r"'''.*?'''|'(?:[^'\\\n]|\\.)*'|(#[^\n]*)", re.DOTALL),
+                    re.compile(r"'''(.*?)'''|'((?:[^'\\\n]|\\.)*)'", re.DOTALL),
+                    re.compile(r"(?<![\w.])subdir\(\s*'([^'\n]+)'"))
+CMAKE = _BuildFiles("CMakeLists.txt", re.compile(r'"(?:[^"\\]|\\.)*"|(#\[(=*)\[.*?\]\2\]|#[^\n]*)', re.DOTALL),
+                    re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s()#"]+)'),
+                    re.compile(r'(?i)\badd_subdirectory\(\s*"?([^\s)"]+)'),
+                    ("${CMAKE_CURRENT_SOURCE_DIR}/", "${CMAKE_CURRENT_LIST_DIR}/"))
+
+
+def _named_sources(root: Path, kind: _BuildFiles) -> Tuple[set, set]:
+    """Every existing C, C++ or Cython file a token of the build files names (relative to that
+    file's folder), following their subfolder calls; plus the headers in the folders of those
+    files, which build files rarely list but which hold inline code."""
     named, seen, pending = set(), set(), [root.resolve()]
     while pending:
         folder = pending.pop()
@@ -222,15 +242,17 @@ def _meson_sources(root: Path) -> Tuple[set, set]:
             continue
         seen.add(folder)
         try:
-            text = (folder / "meson.build").read_text(encoding="utf-8", errors="replace")
+            text = (folder / kind.name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        code = _MESON_STRING.sub(lambda m: "" if m.group().startswith("#") else m.group(), text)
-        pending.extend((folder / sub).resolve() for sub in _MESON_SUBDIR.findall(code))
-        for literal in _MESON_STRING.finditer(code):
-            value = literal.group().strip("'")
+        code = kind.comment.sub(lambda m: "" if m.group(1) else m.group(), text)
+        pending.extend((folder / sub).resolve() for sub in kind.subdir.findall(code))
+        for token in kind.token.finditer(code):
+            value = next(g for g in token.groups() if g is not None)
+            for prefix in kind.prefixes:
+                value = value[len(prefix):] if value.startswith(prefix) else value
             candidate = folder / value
-            if language_of(candidate) and candidate.is_file():
+            if "$" not in value and language_of(candidate) and candidate.is_file():
                 named.add(candidate.resolve())
     beside = {header.resolve() for folder in {p.parent for p in named} for header in folder.iterdir()
               if header.name.lower().endswith(_HEADER_SUFFIXES) and header.is_file()}
