@@ -7,9 +7,9 @@ import os
 from typing import Any
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info
-from nogil_toolkit.wheel_annotate import AnnotateError, annotate
-from nogil_toolkit.wheel_record import RECORD_NAME
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit.wheel.annotate import AnnotateError, annotate
+from nogil_toolkit.wheel.reading import WheelError, read_wheel
+from nogil_toolkit.wheel.record import RECORD_NAME
 
 EPILOG = f"""\
 The record ({RECORD_NAME} in the wheel's .dist-info, listed in RECORD) is derived from what

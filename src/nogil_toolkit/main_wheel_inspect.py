@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from nogil_toolkit.console import EXIT_OK, EXIT_USAGE, error
-from nogil_toolkit.wheel_output import wheel_json, write_wheel_text
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit.wheel.output import wheel_json, write_wheel_text
+from nogil_toolkit.wheel.reading import WheelError, read_wheel
 
 EPILOG = """\
 Reads the binaries statically, in memory: nothing is extracted, imported or run. Each module's

@@ -8,9 +8,9 @@ import sys
 from typing import Any
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
-from nogil_toolkit.wheel_output import wheel_json, write_findings
-from nogil_toolkit.wheel_verify import Severity, verify
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit.wheel.output import wheel_json, write_findings
+from nogil_toolkit.wheel.reading import WheelError, read_wheel
+from nogil_toolkit.wheel.verify import Severity, verify
 
 EPILOG = """\
 checks, each against what the binaries declare (read statically):

@@ -23,7 +23,7 @@ from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.__main__ import main
 from nogil_toolkit.inspect import Verdict
-from nogil_toolkit.wheels import read_wheel
+from nogil_toolkit.wheel.reading import read_wheel
 from support import build_wheel, clean_env, gil_python, import_strict, make_venv, run
 
 pytestmark = pytest.mark.freethreaded

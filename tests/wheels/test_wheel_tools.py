@@ -19,7 +19,7 @@ import pytest
 from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.__main__ import main
-from nogil_toolkit.wheel_record import RECORD_NAME
+from nogil_toolkit.wheel.record import RECORD_NAME
 from support import build_wheel, import_strict, install, make_venv, run
 
 pytestmark = pytest.mark.freethreaded

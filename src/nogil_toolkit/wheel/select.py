@@ -27,7 +27,7 @@ from packaging.version import Version
 
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.target import TargetError, ask_target
-from nogil_toolkit.wheels import WheelError, WheelModule, read_wheel
+from nogil_toolkit.wheel.reading import WheelError, WheelModule, read_wheel
 
 SCHEMA_VERSION = 1
 

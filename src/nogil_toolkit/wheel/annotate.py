@@ -22,8 +22,8 @@ from typing import Optional
 from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.inspect import Verdict
-from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord
-from nogil_toolkit.wheels import WheelReport
+from nogil_toolkit.wheel.reading import WheelReport
+from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord
 
 
 class AnnotateError(Exception):

@@ -15,8 +15,8 @@ from typing import Iterator, Optional
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect import Verdict
-from nogil_toolkit.wheel_record import RECORD_NAME
-from nogil_toolkit.wheels import WheelModule, WheelReport
+from nogil_toolkit.wheel.reading import WheelModule, WheelReport
+from nogil_toolkit.wheel.record import RECORD_NAME
 
 _CPYTHON_ABI = re.compile(r"^cp(\d)(\d+)(t?)$")
 

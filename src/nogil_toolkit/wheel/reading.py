@@ -23,7 +23,7 @@ from wheel.wheelfile import WheelFile
 from nogil_toolkit.abi import SuffixTag, dotted_module_name, is_extension_file, parse_suffix
 from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX
 from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes
-from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord, RecordError
+from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord, RecordError
 
 _DATA_PREFIX = re.compile(r"^[^/]+\.data/(?:platlib|purelib)/")
 
