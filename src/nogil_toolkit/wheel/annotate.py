@@ -5,23 +5,29 @@ plugin-built wheel after ``auditwheel repair``), the record is derived from the 
 themselves, so it can only say what they already declare; a binary the inspector cannot
 judge stops the annotation rather than being guessed.
 
-The wheel is rewritten member by member (same names, order, bytes, timestamps, permissions
-and compression), with the record added or replaced and ``RECORD`` rewritten with its hash
-and size, into a temporary file beside the target that then replaces it: an interrupted run
-leaves the original wheel in place.
+The wheel is streamed member by member (same names, order, bytes, timestamps, permissions
+and compression method; each member checked against its ``RECORD`` hash on the way, so a
+damaged wheel is refused rather than re-hashed into a valid one), with the record replaced
+where it was or added just before ``RECORD``, and ``RECORD`` rewritten with every hash and
+size. The new wheel is staged in a temporary file beside the target that then replaces it;
+the staging file is removed whatever ends the run (an error, Ctrl-C, ``SystemExit``), so an
+interrupted run leaves the original wheel in place and nothing else.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Optional
-
-from wheel.wheelfile import WheelFile
+from typing import Iterable, Optional
 
 from nogil_toolkit.inspect import Verdict
+from nogil_toolkit.wheel.archive import ArchiveError, WheelArchive
 from nogil_toolkit.wheel.reading import WheelReport
 from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord
 
@@ -63,26 +69,64 @@ def annotate(report: WheelReport, output: Optional[str] = None) -> AnnotateResul
 
 
 def _rewrite(report: WheelReport, record: DeclarationRecord, target: str) -> None:
-    member = f"{report.dist_info}/{RECORD_NAME}"
-    record_file = f"{report.dist_info}/RECORD"
-    # Staged beside the target (same file system, so the final rename is atomic) under the
-    # wheel's own name, which WheelFile insists on; the folder goes away whatever happens.
-    with tempfile.TemporaryDirectory(prefix=".annotate-", dir=os.path.dirname(os.path.abspath(target))) as staging:
-        staged = os.path.join(staging, os.path.basename(report.path))
-        with zipfile.ZipFile(report.path) as source, WheelFile(staged, "w") as out:
-            infos = [i for i in source.infolist() if i.filename not in (member, record_file)]
-            template = next((i for i in infos if i.filename.startswith(report.dist_info + "/")), None)
-            for info in infos:
-                out.writestr(info, source.read(info))
-            out.writestr(_like(template, member), record.to_text().encode("utf-8"))
-        if os.path.exists(target):
-            os.chmod(staged, os.stat(target).st_mode & 0o7777)
+    record_member = f"{report.dist_info}/{RECORD_NAME}"
+    handle, staged = tempfile.mkstemp(prefix=".annotate-", suffix=".whl.part",
+                                      dir=os.path.dirname(os.path.abspath(target)))
+    try:
+        with os.fdopen(handle, "wb") as raw, WheelArchive(report.path) as source, \
+                zipfile.ZipFile(raw, "w") as out:
+            rows: list[tuple[str, str, str]] = []
+            text = [record.to_text().encode("utf-8")]
+            record_info = None
+            for info in source.infos:
+                if info.filename == record_member:
+                    rows.append(_write(out, _like(info, record_member), text))
+                elif info.filename == source.record_path:
+                    record_info = info
+                else:
+                    with source.stream(info) as chunks:
+                        rows.append(_write(out, _like(info, info.filename), chunks, info.file_size))
+            if not any(name == record_member for name, _, _ in rows):
+                template = next((i for i in source.infos if i.filename.startswith(report.dist_info + "/")), None)
+                rows.append(_write(out, _like(template, record_member), text))
+            # RECORD last, as every wheel writer puts it: it lists everything, itself without a hash.
+            rows.append((source.record_path, "", ""))
+            _write(out, _like(record_info, source.record_path), [_record_text(rows).encode("utf-8")])
+        # A new file gets the permissions of the wheel it replaces, or of the wheel it copies.
+        os.chmod(staged, os.stat(target if os.path.exists(target) else report.path).st_mode & 0o7777)
         os.replace(staged, target)
+    except (ArchiveError, zipfile.BadZipFile) as exc:
+        raise AnnotateError(f"the wheel cannot be copied: {exc}") from None
+    finally:
+        if os.path.lexists(staged):
+            os.unlink(staged)
+
+
+def _write(out: zipfile.ZipFile, info: zipfile.ZipInfo, chunks: Iterable[bytes],
+           expected_size: int = 0) -> tuple[str, str, str]:
+    """Stream ``chunks`` into member ``info``; its ``RECORD`` row (name, hash, size)."""
+    digest, size = hashlib.sha256(), 0
+    # zipfile must know before writing whether a streamed member may need ZIP64 sizes.
+    with out.open(info, "w", force_zip64=expected_size > zipfile.ZIP64_LIMIT) as stream:
+        for chunk in chunks:
+            stream.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+    return info.filename, f"sha256={encoded}", str(size)
+
+
+def _record_text(rows: list[tuple[str, str, str]]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue()
 
 
 def _like(template: Optional[zipfile.ZipInfo], name: str) -> zipfile.ZipInfo:
-    """A ZipInfo for a new member, dated and permissioned like its dist-info siblings."""
+    """A ZipInfo for ``name`` with the date, permissions and compression method of ``template``
+    (the member it replaces, or a dist-info sibling for a new one)."""
     info = zipfile.ZipInfo(name, date_time=template.date_time if template else (1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = template.compress_type if template else zipfile.ZIP_DEFLATED
     info.external_attr = template.external_attr if template else 0o644 << 16
+    info.create_system = template.create_system if template else info.create_system
     return info
