@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 from nogil_toolkit.__main__ import main
+from nogil_toolkit.wheel.archive import BinaryBudget, MemberTooLarge, WheelArchive
 from support import run
 
 pytestmark = pytest.mark.freethreaded
@@ -343,3 +344,22 @@ def test_sigint_during_annotate_leaves_the_wheel_and_nothing_else(
     assert child.returncode != 0, err
     assert sorted(p.name for p in big.parent.iterdir()) == [big.name]
     assert big.read_bytes() == original
+
+
+def test_the_per_wheel_budget_stops_reading_after_the_total(ft_module: tuple[str, bytes], ft_abi: tuple[str, str],
+                                                            tmp_path: Path) -> None:
+    """The budgets themselves, with small numbers on a real archive: per binary, then per wheel."""
+    name, data = ft_module
+    two = wheel(tmp_path, [Member.of(name, data), Member.of(name.replace("_multi", "_again"), data)], name="spine",
+                tag=f"cp313-{ft_abi[0]}-linux_x86_64")
+    with WheelArchive(str(two)) as archive:
+        first, second = (i for i in archive.infos if i.filename.endswith(".so"))
+        with pytest.raises(MemberTooLarge, match="over the .* limit for one binary, so not read"):
+            with archive.read_binary(first, BinaryBudget(total=10 * len(data), per_member=len(data) - 1)):
+                pass
+        budget = BinaryBudget(total=len(data) + len(data) // 2, per_member=len(data))
+        with archive.read_binary(first, budget) as read:
+            assert bytes(read) == data
+        with pytest.raises(MemberTooLarge, match="would pass the .* read at most from one wheel"):
+            with archive.read_binary(second, budget):
+                pass

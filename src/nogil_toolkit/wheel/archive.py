@@ -187,8 +187,8 @@ class BinaryBudget:
             raise MemberTooLarge(f"{_size(info.file_size)} uncompressed, over the {_size(self.per_member)} "
                                  "limit for one binary, so not read")
         if info.file_size > self.left:
-            raise MemberTooLarge(f"not read: the wheel's binaries exceed the {_size(self.total)} read from "
-                                 "one wheel")
+            raise MemberTooLarge(f"not read: with it the wheel's binaries would pass the {_size(self.total)} "
+                                 "read at most from one wheel")
         return min(self.per_member, self.left)
 
 
