@@ -59,7 +59,9 @@ class Member:
     def zeros_after(cls, name: str, head: bytes, zero_mib: int, *, with_hash: bool = True) -> Member:
         """``head`` followed by ``zero_mib`` MiB of zeros, deflated in about 1 kB per MiB: each
         MiB is compressed once with a full flush, which makes its output independent of what
-        came before, so the same bytes can be repeated."""
+        came before, so the same bytes can be repeated. ``with_hash=False`` skips hashing the
+        zeros and lists a placeholder (the hash of nothing): for a member that must never be
+        read to its end."""
         zeros = bytes(MiB)
         compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
         first = compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
@@ -71,7 +73,7 @@ class Member:
             if with_hash:
                 digest.update(zeros)
         return cls(name, raw, crc, len(head) + zero_mib * MiB, True,
-                   _b64(digest.digest()) if with_hash else "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU")
+                   _b64((digest if with_hash else hashlib.sha256()).digest()))
 
 
 def _deflate(data: bytes) -> bytes:
@@ -210,7 +212,8 @@ def test_record_and_archive_must_agree(capsys: pytest.CaptureFixture[str], tmp_p
                 "not-listed": "'hostile/__init__.py' is not listed in RECORD",
                 "no-hash": "RECORD lists 'hostile-1.0.dist-info/METADATA' without its hash and size"}[case]
     if case == "listed-but-missing":
-        hostile = wheel(tmp_path, members, record_extra=("hostile/gone.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0",))
+        gone = Member.of("hostile/gone.py", b"")
+        hostile = wheel(tmp_path, members, record_extra=(f"{gone.name},sha256={gone.sha256},0",))
     elif case == "not-listed":
         hostile = wheel(tmp_path, members, record_omit=("hostile/__init__.py",))
     else:

@@ -325,3 +325,20 @@ def test_real_pypi_wheels(capsys: pytest.CaptureFixture[str], pypi_wheels: Path)
         "markupsafe._speedups": "not-used"}
     code, document = verify_json(capsys, gil_wheel)
     assert code == 0 and document["findings"] == []
+
+
+def test_annotate_a_real_pypi_wheel_keeps_its_layout(capsys: pytest.CaptureFixture[str], pypi_wheels: Path,
+                                                     tmp_path: Path) -> None:
+    """MarkupSafe's wheel has directory entries and RECORD in the middle: all kept in place."""
+    (ft_wheel,) = pypi_wheels.glob("*cp313t*.whl")
+    code, _, err = tool(capsys, "annotate", ft_wheel, "-w", tmp_path)
+    assert code == 0 and "added nogil-declaration.json (1 not-used)" in err
+    names = [i.filename for i in zipfile.ZipFile(ft_wheel).infolist()]
+    record_file = f"{dist_info(ft_wheel)}/RECORD"
+    assert any(n.endswith("/") for n in names) and names[-1] != record_file
+    position = names.index(record_file)
+    expected = [*names[:position], f"{dist_info(ft_wheel)}/{RECORD_NAME}", *names[position:]]
+    assert [i.filename for i in zipfile.ZipFile(tmp_path / ft_wheel.name).infolist()] == expected
+    before = {m[0]: m[1:] for m in members(ft_wheel)}  # dates, permissions, compression, bytes
+    after = {m[0]: m[1:] for m in members(tmp_path / ft_wheel.name)}
+    assert {name: value for name, value in after.items() if name in before} == before

@@ -8,8 +8,8 @@ judge stops the annotation rather than being guessed.
 The wheel is streamed member by member (same names, order, bytes, timestamps, permissions
 and compression method; each member checked against its ``RECORD`` hash on the way, so a
 damaged wheel is refused rather than re-hashed into a valid one), with the record replaced
-where it was or added just before ``RECORD``, and ``RECORD`` rewritten with every hash and
-size. The new wheel is staged in a temporary file beside the target that then replaces it;
+where it was or added just before ``RECORD``, and ``RECORD``, where it was, changed in that
+one line. The new wheel is staged in a temporary file beside the target that then replaces it;
 the staging file is removed whatever ends the run (an error, Ctrl-C, ``SystemExit``), so an
 interrupted run leaves the original wheel in place and nothing else.
 """
@@ -70,28 +70,33 @@ def annotate(report: WheelReport, output: Optional[str] = None) -> AnnotateResul
 
 def _rewrite(report: WheelReport, record: DeclarationRecord, target: str) -> None:
     record_member = f"{report.dist_info}/{RECORD_NAME}"
+    text = record.to_text().encode("utf-8")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(text).digest()).rstrip(b"=").decode("ascii")
     handle, staged = tempfile.mkstemp(prefix=".annotate-", suffix=".whl.part",
                                       dir=os.path.dirname(os.path.abspath(target)))
     try:
         with os.fdopen(handle, "wb") as raw, WheelArchive(report.path) as source, \
                 zipfile.ZipFile(raw, "w") as out:
-            rows: list[tuple[str, str, str]] = []
-            text = [record.to_text().encode("utf-8")]
-            record_info = None
+            # Every other member is copied unchanged and checked against its RECORD line on the
+            # way (a mismatch aborts the copy), so those lines stay true and RECORD can keep
+            # its place: only the record's line changes, or is added just before RECORD's own.
+            rows = [row for row in source.record_rows if row[0] != record_member]
+            position = next((i for i, row in enumerate(rows) if row[0] == source.record_path), len(rows))
+            rows.insert(position, [record_member, f"sha256={digest}", str(len(text))])
+            added = not source.has(record_member)
+            template = next((i for i in source.infos if i.filename.startswith(report.dist_info + "/")), None)
             for info in source.infos:
                 if info.filename == record_member:
-                    rows.append(_write(out, _like(info, record_member), text))
+                    _write(out, _like(info, record_member), [text])
                 elif info.filename == source.record_path:
-                    record_info = info
+                    if added:
+                        _write(out, _like(template, record_member), [text])
+                    _write(out, _like(info, info.filename), [_record_text(rows).encode("utf-8")])
+                elif info.is_dir():
+                    _write(out, _like(info, info.filename), [])
                 else:
                     with source.stream(info) as chunks:
-                        rows.append(_write(out, _like(info, info.filename), chunks, info.file_size))
-            if not any(name == record_member for name, _, _ in rows):
-                template = next((i for i in source.infos if i.filename.startswith(report.dist_info + "/")), None)
-                rows.append(_write(out, _like(template, record_member), text))
-            # RECORD last, as every wheel writer puts it: it lists everything, itself without a hash.
-            rows.append((source.record_path, "", ""))
-            _write(out, _like(record_info, source.record_path), [_record_text(rows).encode("utf-8")])
+                        _write(out, _like(info, info.filename), chunks, info.file_size)
         # A new file gets the permissions of the wheel it replaces, or of the wheel it copies.
         os.chmod(staged, os.stat(target if os.path.exists(target) else report.path).st_mode & 0o7777)
         os.replace(staged, target)
@@ -102,21 +107,15 @@ def _rewrite(report: WheelReport, record: DeclarationRecord, target: str) -> Non
             os.unlink(staged)
 
 
-def _write(out: zipfile.ZipFile, info: zipfile.ZipInfo, chunks: Iterable[bytes],
-           expected_size: int = 0) -> tuple[str, str, str]:
-    """Stream ``chunks`` into member ``info``; its ``RECORD`` row (name, hash, size)."""
-    digest, size = hashlib.sha256(), 0
+def _write(out: zipfile.ZipFile, info: zipfile.ZipInfo, chunks: Iterable[bytes], expected_size: int = 0) -> None:
+    """Stream ``chunks`` into member ``info``."""
     # zipfile must know before writing whether a streamed member may need ZIP64 sizes.
     with out.open(info, "w", force_zip64=expected_size > zipfile.ZIP64_LIMIT) as stream:
         for chunk in chunks:
             stream.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
-    return info.filename, f"sha256={encoded}", str(size)
 
 
-def _record_text(rows: list[tuple[str, str, str]]) -> str:
+def _record_text(rows: list[list[str]]) -> str:
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows(rows)
     return text.getvalue()

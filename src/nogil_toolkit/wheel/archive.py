@@ -83,6 +83,8 @@ class WheelArchive:
                 more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
                 raise ArchiveError(f"installers refuse this wheel: {'; '.join(problems[:5])}{more}")
             self._hashes = hashes
+            self.record_rows = [row for row in csv.reader(io.StringIO(record_text)) if row]
+            """``RECORD`` as rows, in its order (for rewriting it with one line changed)."""
         except BaseException:
             self._zip.close()
             raise
@@ -218,8 +220,9 @@ def installer_problems(infos: Sequence[zipfile.ZipInfo], record_text: str, recor
     counts: dict[str, int] = {}
     for info in infos:
         counts[info.filename] = counts.get(info.filename, 0) + 1
+    # Directory entries are not installed (installers skip them), so only files count twice.
     problems += [f"{count} members are named {name!r} (an installer keeps only the last)"
-                 for name, count in counts.items() if count > 1]
+                 for name, count in counts.items() if count > 1 and not name.endswith("/")]
     listed = {row[0]: row[1:] for row in csv.reader(io.StringIO(record_text)) if row}
     signatures = {f"{record_path}.jws", f"{record_path}.p7s"}
     for name in counts:
