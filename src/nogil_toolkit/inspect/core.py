@@ -59,8 +59,8 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
         return _unknown(name, f"cannot read file: {error.strerror if isinstance(error, OSError) else error}")
 
 
-def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>") -> ModuleInspection:
-    """Like :func:`inspect_binary` for a binary already in memory (e.g. a wheel member).
+def inspect_bytes(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str = "<bytes>") -> ModuleInspection:
+    """Like :func:`inspect_binary` for a binary already in memory or mapped (e.g. a wheel member).
 
     ``name`` is used in the report and, like a file name, to tell which module a marker
     belongs to.
