@@ -19,8 +19,8 @@ from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNAL
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.initcode import CodeSlotArray, refers_to, read_pyinit_slot_array
 from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, Observations, decide, own_arrays
-from nogil_toolkit.inspect.slots import (ModuleDefinition, find_module_definitions, find_slot_arrays,
-                                         has_stray_gil_entry)
+from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_module_definitions, find_slot_arrays,
+                                         has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import Marker, iter_markers
 
@@ -94,8 +94,10 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
     definitions: List[ModuleDefinition] = []
     slots_may_be_set = False
     code_slot_array: Union[CodeSlotArray, str, None] = None
+    empty_slot_array: Union[EmptySlotArray, str, None] = None
     # The costlier look at the module's own definition, only when its slot array was not
-    # found: a multi-phase module with m_slots NULL, or a run-time slot array.
+    # found: a multi-phase module with m_slots NULL, an array holding only its terminator
+    # (which the slot-array search does not take for one), or a run-time slot array.
     if (init_symbols and module_name and MODULE_DEF_INIT in image.imports
             and not own_arrays(slot_arrays, module_name)):
         definitions = find_module_definitions(image, module_name)
@@ -105,6 +107,10 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
                                                  image.pointer_size) for d in definitions))
         elif definitions and _is_pybind11_3(fp):
             code_slot_array = _code_slot_array(image, init_symbols, module_name, definitions)
+        elif definitions:
+            empty_slot_array = read_empty_slot_array(image, definitions)
+            if isinstance(empty_slot_array, EmptySlotArray):
+                slots_may_be_set = has_stray_gil_entry(image, slot_arrays)
     facts = Observations(
         init_symbols=init_symbols,
         module_name=module_name,
@@ -117,6 +123,7 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         module_definitions=definitions,
         slots_may_be_set_at_run_time=slots_may_be_set,
         code_slot_array=code_slot_array,
+        empty_slot_array=empty_slot_array,
     )
     decision = decide(facts)
     fp = facts.fingerprint

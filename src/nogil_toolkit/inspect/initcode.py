@@ -22,7 +22,10 @@ reference that is not recognised, and the answer is "cannot tell".
 
 from __future__ import annotations
 
+import operator
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -188,3 +191,34 @@ def refers_to(image: BinaryImage, function: str, address: int, size: int) -> boo
         return False
     code_address, code = found
     return bool(references(code, code_address, address, address + size))
+
+
+def code_refers_to(image: BinaryImage, low: int, high: int) -> Optional[bool]:
+    """Whether any x86-64 code in the image may address ``[low, high)`` RIP-relatively.
+
+    Every byte position of every executable section is read as a rel32 displacement, in
+    four passes of C-speed ``map`` (one per position modulo 4), so that a whole library's
+    code is searched in about the time of one copy. A false hit only makes the caller more
+    careful. ``None`` when the code cannot be read this way (another machine or format).
+    """
+    if image.format != "elf" or image.machine != "x86_64":
+        return None
+    for section in image.sections:
+        if not section.executable or not section.in_file:
+            continue
+        code = image.read(section.address, section.size)
+        if code is None:
+            return None
+        # A displacement at position p addresses next_instruction + disp, where the next
+        # instruction starts 0, 1 or 4 bytes after the displacement (see ``_TAILS``).
+        window = range(low - max(_TAILS), high)
+        for phase in range(4):
+            words = array("i")
+            words.frombytes(code[phase:phase + (len(code) - phase) // 4 * 4])
+            if sys.byteorder != "little":
+                words.byteswap()
+            first = section.address + phase + 4
+            ends = range(first, first + 4 * len(words), 4)
+            if any(map(window.__contains__, map(operator.add, words, ends))):
+                return True
+    return False

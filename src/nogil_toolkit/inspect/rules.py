@@ -19,7 +19,7 @@ from nogil_toolkit.inspect.generators import (
     Generator,
 )
 from nogil_toolkit.inspect.initcode import CodeSlotArray
-from nogil_toolkit.inspect.slots import ModuleDefinition, SlotArray
+from nogil_toolkit.inspect.slots import EmptySlotArray, ModuleDefinition, SlotArray
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, Verdict
 from nogil_toolkit.marker import Marker
 
@@ -49,13 +49,18 @@ class Observations:
     """Statically built ``PyModuleDef``s named like this module (gathered only when no slot
     array of this module was found)."""
     slots_may_be_set_at_run_time: bool = False
-    """Gathered only when the module's definitions have ``m_slots`` NULL: a
+    """Gathered only when the module's definitions have ``m_slots`` NULL or point to an
+    empty slot array: a
     ``{Py_mod_gil, Py_MOD_GIL_NOT_USED}`` entry occurs in the data outside every verified
     slot array, or the init function's code refers to the ``m_slots`` field; either way
     the NULL may be replaced before the definition is used."""
     code_slot_array: Union[CodeSlotArray, str, None] = None
     """The run-time slot array read from ``PyInit``'s stores, or why it could not be read
     (gathered only for pybind11 3 modules)."""
+    empty_slot_array: Union[EmptySlotArray, str, None] = None
+    """The terminator-only slot array the module's definitions point to, or why it may be
+    filled at run time (gathered only when the definitions have a non-NULL ``m_slots`` that
+    is no verified slot array, outside pybind11 3)."""
 
 
 @dataclass
@@ -179,6 +184,17 @@ def _from_definition(facts: Observations) -> Optional[Decision]:
             f"multi-phase init (imports {MODULE_DEF_INIT}) and the module's PyModuleDef {names} has "
             "m_slots NULL: there is no slot array, so no Py_mod_gil slot",
             definitions[0].file_offset)])
+    empty = facts.empty_slot_array
+    if isinstance(empty, EmptySlotArray):
+        if SET_GIL in facts.imports or facts.slots_may_be_set_at_run_time:
+            return None
+        names = ", ".join(sorted({repr(d.module_name) for d in definitions}))
+        where = "zero-filled memory" if empty.zero_filled else "the file"
+        return Decision(Verdict.UNDECLARED, [Evidence(
+            EvidenceKind.SLOT_ARRAY,
+            f"multi-phase init (imports {MODULE_DEF_INIT}) and the module's PyModuleDef {names} points m_slots "
+            f"to {empty.address:#x} in {where}, which holds only the terminator {{0, NULL}}: no Py_mod_gil slot",
+            empty.file_offset)])
     code = facts.code_slot_array
     if not isinstance(code, CodeSlotArray):
         return None
@@ -249,6 +265,11 @@ def _why_no_slots(facts: Observations, fp: Optional[Fingerprint]) -> str:
         return f"pybind11 3.x fills its module slot array at run time; its declaration is not in the file{detail}"
     if fp is not None and fp.generator is Generator.NANOBIND:
         return "nanobind allocates its module slot array at run time; its declaration is not in the file"
+    if isinstance(facts.empty_slot_array, str):
+        return facts.empty_slot_array
+    if isinstance(facts.empty_slot_array, EmptySlotArray) and facts.slots_may_be_set_at_run_time:
+        return ("the module's slot array holds only its terminator in the file, but a {Py_mod_gil, "
+                "Py_MOD_GIL_NOT_USED} entry lies elsewhere in the data: a slot array may be installed at run time")
     if facts.module_definitions and facts.slots_may_be_set_at_run_time:
         return ("the module's PyModuleDef has m_slots NULL in the file, but the init function stores into "
                 "it or a {Py_mod_gil, Py_MOD_GIL_NOT_USED} entry lies elsewhere in the data: the slot array "
