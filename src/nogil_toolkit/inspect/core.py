@@ -17,8 +17,9 @@ from typing import Callable, List, Optional, Tuple, Union
 from nogil_toolkit.inspect import elf, macho, pe
 from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
-from nogil_toolkit.inspect.initcode import CodeSlotArray, refers_to, read_pyinit_slot_array
-from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, Observations, decide, own_arrays
+from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
+                                            read_pyinit_slot_array, refers_to)
+from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, SET_GIL, Observations, decide, own_arrays, passes_gil_used
 from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_module_definitions, find_slot_arrays,
                                          has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
@@ -111,6 +112,9 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
             empty_slot_array = read_empty_slot_array(image, definitions)
             if isinstance(empty_slot_array, EmptySlotArray):
                 slots_may_be_set = has_stray_gil_entry(image, slot_arrays)
+    factory_call: Union[ModuleFactoryCall, str, None] = None
+    if init_symbols and module_name and SET_GIL in image.imports and passes_gil_used(fp):
+        factory_call = _module_factory_call(image, init_symbols, module_name)
     facts = Observations(
         init_symbols=init_symbols,
         module_name=module_name,
@@ -124,6 +128,7 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         slots_may_be_set_at_run_time=slots_may_be_set,
         code_slot_array=code_slot_array,
         empty_slot_array=empty_slot_array,
+        module_factory_call=factory_call,
     )
     decision = decide(facts)
     fp = facts.fingerprint
@@ -158,6 +163,18 @@ def _code_slot_array(image: BinaryImage, init_symbols: Tuple[str, ...], module_n
     array = arrays.pop()
     assert array is not None
     return read_pyinit_slot_array(image, function, array, addresses)
+
+
+def _module_factory_call(image: BinaryImage, init_symbols: Tuple[str, ...],
+                         module_name: str) -> Union[ModuleFactoryCall, str]:
+    """The constant ``gil_used`` PyO3's ``PyInit`` passes with the module's definition, or why not."""
+    function = f"PyInit_{module_name}"
+    if function not in init_symbols:
+        return f"no {function} export"
+    definitions = find_module_definitions(image, module_name)
+    if not definitions:
+        return f"no static PyModuleDef named {module_name!r} was found"
+    return read_module_factory_call(image, function, [a for d in definitions for a in d.possible_addresses])
 
 
 def _markers(image: BinaryImage) -> List[Marker]:

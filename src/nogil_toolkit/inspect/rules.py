@@ -18,7 +18,7 @@ from nogil_toolkit.inspect.generators import (
     Fingerprint,
     Generator,
 )
-from nogil_toolkit.inspect.initcode import CodeSlotArray
+from nogil_toolkit.inspect.initcode import CodeSlotArray, ModuleFactoryCall
 from nogil_toolkit.inspect.slots import EmptySlotArray, ModuleDefinition, SlotArray
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, Verdict
 from nogil_toolkit.marker import Marker
@@ -28,6 +28,9 @@ MODULE_DEF_INIT = "PyModuleDef_Init"
 # What a PyInit_* function must call to hand CPython a module definition (multi-phase) ...
 MULTI_PHASE_IMPORTS = frozenset({"PyModuleDef_Init", "PyModuleDef_Type"})
 # ... or a finished module object (single-phase).
+# PyO3 releases whose generated PyInit passes #[pymodule(gil_used = ...)] as a literal
+# argument of ModuleDef::make_module (0.23 added the option; 0.28 writes a slot array).
+PYO3_GIL_USED_ARGUMENT = ((0, 23), (0, 26))
 SINGLE_PHASE_IMPORTS = frozenset({"PyModule_Create2", "PyModule_FromDefAndSpec2", "PyModule_New",
                                   "PyModule_NewObject", "_PyModule_CreateInitialized"})
 
@@ -57,6 +60,9 @@ class Observations:
     code_slot_array: Union[CodeSlotArray, str, None] = None
     """The run-time slot array read from ``PyInit``'s stores, or why it could not be read
     (gathered only for pybind11 3 modules)."""
+    module_factory_call: Union[ModuleFactoryCall, str, None] = None
+    """The constant ``gil_used`` that PyO3's ``PyInit`` passes to ``make_module``, or why it
+    could not be read (gathered only for PyO3 releases in :data:`PYO3_GIL_USED_ARGUMENT`)."""
     empty_slot_array: Union[EmptySlotArray, str, None] = None
     """The terminator-only slot array the module's definitions point to, or why it may be
     filled at run time (gathered only when the definitions have a non-NULL ``m_slots`` that
@@ -216,8 +222,17 @@ def _from_set_gil(facts: Observations) -> Optional[Decision]:
     if SET_GIL not in facts.imports:
         return None
     evidence = [Evidence(EvidenceKind.SET_GIL_IMPORT, f"imports {SET_GIL} (single-phase declaration)")]
+    call = facts.module_factory_call
+    if isinstance(call, ModuleFactoryCall):
+        value = "true" if call.gil_used else "false"
+        return Decision(Verdict.USED if call.gil_used else Verdict.NOT_USED, [Evidence(
+            EvidenceKind.INIT_CODE,
+            f"PyInit passes the module's definition and gil_used={value} to PyO3's ModuleDef::make_module "
+            f"(call at {call.call_address:#x})", call.setter_offset)] + evidence)
     runtime_choice = _runtime_set_gil_generator(facts.fingerprint)
     if runtime_choice is not None:
+        if isinstance(call, str):
+            runtime_choice += f" (reading PyInit's code: {call})"
         return Decision(Verdict.UNKNOWN, evidence, runtime_choice)
     return Decision(Verdict.NOT_USED, evidence)
 
@@ -234,6 +249,17 @@ def _runtime_set_gil_generator(fp: Optional[Fingerprint]) -> Optional[str]:
                 "py::mod_gil_not_used() is given, a run-time flag")
     version = f" {fp.version}" if fp.version else ""
     return f"PyO3{version} calls {SET_GIL} with a value read at run time from #[pymodule(gil_used = ...)]"
+
+
+def passes_gil_used(fp: Optional[Fingerprint]) -> bool:
+    """Whether ``fp`` is a PyO3 release whose ``PyInit`` passes ``gil_used`` as a constant."""
+    if fp is None or fp.generator is not Generator.PYO3 or fp.version is None:
+        return False
+    parts = fp.version.split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return False
+    low, high = PYO3_GIL_USED_ARGUMENT
+    return low <= (int(parts[0]), int(parts[1])) <= high
 
 
 def _from_init_style(facts: Observations) -> Decision:
