@@ -30,7 +30,7 @@ def _module_name(member: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def extracted(tmp_path_factory, ft_venv):
+def extracted(tmp_path_factory, ft_build_python):
     """Wheel -> directory it was installed into with its dependencies (for import probes).
 
     Modules are probed by importing their package as an application would, so the
@@ -41,7 +41,7 @@ def extracted(tmp_path_factory, ft_venv):
     def install(wheel: Path) -> Path:
         if wheel not in cache:
             target = tmp_path_factory.mktemp(wheel.name.split("-")[0])
-            result = subprocess.run([str(ft_venv), "-m", "pip", "install", "-q", "--only-binary=:all:",
+            result = subprocess.run([str(ft_build_python), "-m", "pip", "install", "-q", "--only-binary=:all:",
                                      "--target", str(target), str(wheel)],
                                     capture_output=True, text=True, check=False, timeout=600)
             require(result.returncode == 0, f"cannot install {wheel.name}: {result.stderr[-300:]}")
