@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from itertools import product
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -51,18 +56,32 @@ def test_fifo_does_not_block(tmp_path):
     _unknown(inspect_binary(fifo), "not a regular file")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_permission_denied(tmp_path):
-    path = tmp_path / "secret.so"
-    path.write_bytes(b"\x7fELF")
-    path.chmod(0)
-    _unknown(inspect_binary(path), "cannot read")
+def test_permission_denied():
+    """An unreadable file is UNKNOWN with "cannot read". Root reads anything, so under root
+    the inspector runs as an unprivileged user (nobody), on a file in a folder it can enter."""
+    folder = Path(tempfile.mkdtemp(prefix="nogil-permission-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "secret.so"
+        path.write_bytes(b"\x7fELF")
+        path.chmod(0)
+        script = ("import sys; from nogil_toolkit.inspect import inspect_binary; "
+                  "report = inspect_binary(sys.argv[1]); print(report.verdict.value); print(report.reason)")
+        command = [sys.executable, "-c", script, str(path)]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        assert result.returncode == 0, result.stderr
+        verdict, reason = result.stdout.splitlines()
+        assert verdict == Verdict.UNKNOWN.value and "cannot read" in reason and "Permission denied" in reason, reason
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("data, fragment", [
     (b"hello world, this is text\n" * 10, "not an ELF, PE or Mach-O"),
     (b"\x7fELF", "not an ELF"),
-    (b"\x7fELF\x02\x01\x01" + bytes(57), "no section headers"),
+    (b"\x7fELF\x02\x01\x01" + bytes(57), "neither section headers nor program headers"),
     (b"\x7fELF\x03\x01\x01" + bytes(57), "unsupported ELF class"),
     (b"MZ" + bytes(100), "PE header"),
     (b"\xca\xfe\xba\xbe\x00\x00\x00\x34" + bytes(40), "Java"),
