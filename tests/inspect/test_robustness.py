@@ -407,3 +407,16 @@ def test_random_bytes_never_declare(c_modules):
             data += (4).to_bytes(8, "little") + (1).to_bytes(8, "little") + bytes(16)
         report = inspect_bytes(data, "random.so")
         assert report.verdict is not Verdict.NOT_USED, report
+
+
+@pytest.mark.parametrize("bug", [TypeError, AttributeError, NameError, ValueError, KeyError])
+def test_reader_bugs_surface_instead_of_passing_as_malformed_files(c_modules, monkeypatch, bug):
+    """Only what hostile input can cause becomes "malformed"; a bug in a rule or reader raises."""
+    from nogil_toolkit.inspect import core
+
+    def broken(image):
+        raise bug("a bug in the reader")
+
+    monkeypatch.setattr(core, "find_slot_arrays", broken)
+    with pytest.raises(bug):
+        inspect_binary(c_modules["multi_not_used"].path)

@@ -32,9 +32,11 @@ _FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
     ("pe", pe.is_pe, pe.load),
     ("macho", macho.is_macho, macho.load),
 )
-# Structure errors a reader may hit on hostile input despite its bound checks (a slice that
-# decodes to nonsense, a struct at the very end); all mean "this file is malformed".
-_CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, ValueError, OverflowError, UnicodeError)
+# What hostile input can make a reader raise despite its bound checks: its own verdict
+# (MalformedBinary), a struct or index at the very end of a buffer, an offset too large for
+# a C integer (OverflowError from mmap.find or a slice). Nothing else is caught: a reader bug
+# (TypeError, AttributeError, NameError, a ValueError) must surface, not pass as a bad file.
+_CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
 
 
 def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
@@ -50,14 +52,20 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
             # Opening a FIFO would block; devices and sockets are not binaries either.
             kind = "is a directory" if os.path.isdir(name) else "not a regular file"
             return _unknown(name, kind)
-        with open(name, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
+        handle = open(name, "rb")
+    except OSError as error:
+        return _unknown(name, f"cannot read file: {error.strerror}")
+    with handle:
+        try:
+            if os.fstat(handle.fileno()).st_size == 0:
                 return _unknown(name, "empty file")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return _inspect(data, name)
-    except (OSError, ValueError) as error:  # ValueError: mmap of a special file
-        return _unknown(name, f"cannot read file: {error.strerror if isinstance(error, OSError) else error}")
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as error:
+            return _unknown(name, f"cannot read file: {error.strerror}")
+        except ValueError as error:  # mmap's answer for a file emptied since fstat
+            return _unknown(name, f"cannot read file: {error}")
+        with data:
+            return _inspect(data, name)
 
 
 def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>") -> ModuleInspection:

@@ -9,10 +9,13 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 from __future__ import annotations
 
 import multiprocessing
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
 from nogil_toolkit.inspect.verdict import ModuleInspection
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
 
 PARALLEL_THRESHOLD = 64
 """Below this many files the pool's start-up costs more than it saves."""
@@ -22,18 +25,21 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes."""
     total = len(paths)
+    pool: Optional[Pool] = None
     if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
-                results = []
-                chunk = max(1, total // (jobs * 8))
-                for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
-                    results.append(result)
-                    if progress and done % 25 == 0:
-                        progress(done, total)
-                return results
+            pool = multiprocessing.get_context("fork").Pool(min(jobs, total))
         except OSError:
             pass  # no fork today (process limits): the serial path gives the same answers
+    if pool is not None:
+        with pool:
+            results = []
+            chunk = max(1, total // (jobs * 8))
+            for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
+                results.append(result)
+                if progress and done % 25 == 0:
+                    progress(done, total)
+            return results
     results = []
     for done, path in enumerate(paths, start=1):
         results.append(inspect_binary(path))
