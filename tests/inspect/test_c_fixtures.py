@@ -166,3 +166,13 @@ def test_empty_slot_array_evidence(c_modules):
     assert "in the file" in in_file.detail and data[in_file.offset:in_file.offset + 16] == bytes(16)
     filled = inspect_binary(c_modules["empty_slots_filled"].path)
     assert "may be filled at run time" in (filled.reason or ""), filled
+
+
+def test_marker_counts_only_for_the_module_it_names(c_modules):
+    """The marker says ``pkg.marker_mod``: the same file imported as another package's module
+    (its marker then belongs to someone else) is judged without it."""
+    path = c_modules["marker"].path
+    assert inspect_binary(path, module="pkg.marker_mod").evidence[0].kind is EvidenceKind.MARKER
+    other = inspect_binary(path, module="elsewhere.marker_mod")
+    assert all(e.kind is not EvidenceKind.MARKER for e in other.evidence)
+    assert other.verdict is Verdict.UNKNOWN  # m_slots is patched at run time, as PATCHED above

@@ -168,3 +168,17 @@ def test_run_time_slot_array_decides_only_for_a_known_value():
     failed = decide(_facts(imports=frozenset({"PyModuleDef_Init"}), fingerprint=pybind,
                            module_definitions=[_definition(0x9000)], code_slot_array="entry 0 is odd"))
     assert failed.verdict is Verdict.UNKNOWN and "entry 0 is odd" in failed.reason
+
+
+def test_marker_must_name_the_full_module_when_it_is_known():
+    marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
+    single = frozenset({"PyModule_Create2"})
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="pkg.mod")).verdict is Verdict.NOT_USED
+    # Same last part, another package: the marker was linked in from elsewhere.
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="other.mod")).verdict is Verdict.UNDECLARED
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="mod")).verdict is Verdict.UNDECLARED
+
+
+def test_marker_falls_back_to_the_last_part_without_a_package():
+    marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
+    assert decide(_facts(markers=[marker])).verdict is Verdict.NOT_USED

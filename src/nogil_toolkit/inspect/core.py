@@ -39,12 +39,16 @@ _FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
 _CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
 
 
-def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
+def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] = None) -> ModuleInspection:
     """Statically decide what the shared library at ``path`` declares about the GIL.
 
     The file is memory-mapped and only the structures the rules need are read; it is never
     loaded. Problems with the file (missing, unreadable, not a binary, malformed) give an
     ``UNKNOWN`` verdict whose ``reason`` says what went wrong.
+
+    ``module`` is the full dotted name the file is imported as (``pkg._speedups``), where the
+    caller knows it: a toolkit marker then counts only if it names exactly that module.
+    Without it, the file name gives the last part, and a marker counts if its last part matches.
     """
     name = os.fspath(path)
     try:
@@ -65,23 +69,24 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
         except ValueError as error:  # mmap's answer for a file emptied since fstat
             return _unknown(name, f"cannot read file: {error}")
         with data:
-            return _inspect(data, name)
+            return _inspect(data, name, module)
 
 
-def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>") -> ModuleInspection:
+def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>",
+                  module: Optional[str] = None) -> ModuleInspection:
     """Like :func:`inspect_binary` for a binary already in memory (e.g. a wheel member).
 
     ``name`` is used in the report and, like a file name, to tell which module a marker
-    belongs to.
+    belongs to when ``module`` (the full dotted name) is not given.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
     if not data:
         return _unknown(name, "empty file")
-    return _inspect(data, name)
+    return _inspect(data, name, module)
 
 
-def _inspect(data: Buffer, name: str) -> ModuleInspection:
+def _inspect(data: Buffer, name: str, module: Optional[str]) -> ModuleInspection:
     head = bytes(data[:8])
     for format_name, recognises, load in _FORMATS:
         if recognises(head):
@@ -89,15 +94,15 @@ def _inspect(data: Buffer, name: str) -> ModuleInspection:
     else:
         return _unknown(name, "not an ELF, PE or Mach-O binary")
     try:
-        return _judge(load(data), name)
+        return _judge(load(data), name, module)
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
         return _unknown(name, reason, format_name)
 
 
-def _judge(image: BinaryImage, name: str) -> ModuleInspection:
+def _judge(image: BinaryImage, name: str, module: Optional[str]) -> ModuleInspection:
     init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
-    module_name = _module_name(name)
+    module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
     slot_arrays = find_slot_arrays(image) if init_symbols else []
     fp = fingerprint(image) if init_symbols else None
     definitions: List[ModuleDefinition] = []
@@ -126,6 +131,7 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
     facts = Observations(
         init_symbols=init_symbols,
         module_name=module_name,
+        qualified_name=module,
         imports=image.imports,
         markers=_markers(image),
         slot_arrays=slot_arrays,

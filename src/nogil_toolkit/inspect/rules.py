@@ -41,13 +41,15 @@ class Observations:
 
     init_symbols: Tuple[str, ...]
     module_name: Optional[str]
-    """Module name implied by the file name, used to pick the right marker."""
+    """The module's own name (last part): from the caller's dotted name, else the file name."""
     imports: FrozenSet[str]
     markers: Sequence[Marker]
     slot_arrays: Sequence[SlotArray]
     relocations_available: bool
     format: str
     fingerprint: Optional[Fingerprint]
+    qualified_name: Optional[str] = None
+    """The full dotted name the caller imports the file as, when it knows it."""
     module_definitions: Sequence[ModuleDefinition] = ()
     """Statically built ``PyModuleDef``s named like this module (gathered only when no slot
     array of this module was found)."""
@@ -102,7 +104,15 @@ def _from_markers(facts: Observations) -> Optional[Decision]:
 
 
 def _markers_for_module(facts: Observations) -> List[Marker]:
-    """Markers that belong to this module (a library may carry several, e.g. linked in)."""
+    """Markers that belong to this module (a library may carry several, e.g. linked in).
+
+    The marker records the full dotted name. Where the caller knows the module's full name,
+    only a marker naming exactly it counts: ``pkg_a._speedups`` says nothing about
+    ``pkg_b._speedups``. Otherwise (a bare file) the last name part must match the file's
+    module name, or the one ``PyInit_`` export.
+    """
+    if facts.qualified_name:
+        return [m for m in facts.markers if m.module == facts.qualified_name]
     names = {s[len("PyInit_"):] for s in facts.init_symbols}
     if facts.module_name in names:
         names = {facts.module_name}
