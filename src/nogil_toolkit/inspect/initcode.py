@@ -272,10 +272,13 @@ def _call_target(image: BinaryImage, code: bytes, position: int, address: int) -
     return None
 
 
-def _branch_targets(code: bytes, address: int) -> List[int]:
-    """Targets of every byte sequence that decodes as a relative jump (a superset of the real ones)."""
+def _branch_targets(code: bytes, address: int, decoded: range) -> List[int]:
+    """Targets of every byte sequence outside ``decoded`` (positions whose instructions are
+    known) that decodes as a relative jump: a superset of the real jumps."""
     targets = []
     for position, byte in enumerate(code):
+        if position in decoded:
+            continue
         if (byte == 0xEB or 0x70 <= byte <= 0x7F) and position + 2 <= len(code):
             targets.append(address + position + 2 + struct.unpack_from("<b", code, position + 1)[0])
         elif byte == 0xE9 and position + 5 <= len(code):
@@ -333,7 +336,7 @@ def read_module_factory_call(image: BinaryImage, function: str,
     callee = image.section_at(call[1])
     if callee is None or not callee.executable:
         return f"{function}'s call after passing the module definition does not go to code in this file"
-    if any(address + start < t <= address + cursor for t in _branch_targets(code, address)):
+    if any(address + start < t <= address + cursor for t in _branch_targets(code, address, range(start, cursor + call[0]))):
         return f"a jump in {function} lands between passing the module definition and the call"
     setter, value = seen["edx"]
     file_offset = image.file_offset(address, len(code))
