@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 from inspect_support import CACHE, PINNED_GENERATORS, ProbeResult, probe_import, require, without_section_headers
@@ -21,7 +20,6 @@ from support import gil_python
 
 HERE = Path(__file__).parent
 CSRC = HERE / "csrc"
-REPO = HERE.parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -195,7 +193,8 @@ def pybind11_213_include(ft_build_python: Path) -> str:
     target = CACHE / "pybind11-2.13"
     include = target / "pybind11" / "include"
     if not include.exists():
-        result = subprocess.run([str(ft_build_python), "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+        result = subprocess.run([str(ft_build_python), "-m", "pip", "install", "-q", "--no-deps",
+                                 "--target", str(target),
                                  "pybind11==2.13.6"], capture_output=True, text=True, check=False, timeout=300)
         require(result.returncode == 0, f"cannot install pybind11 2.13: {result.stderr[-300:]}")
     return str(include)

@@ -60,7 +60,8 @@ def without_section_headers(data: bytes) -> bytes:
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     end = 0
     for index in range(phnum):
-        _type, _flags, offset, _vaddr, _paddr, file_size = struct.unpack_from("<IIQQQQ", data, phoff + index * phentsize)
+        _type, _flags, offset, _vaddr, _paddr, file_size = struct.unpack_from("<IIQQQQ", data,
+                                                                              phoff + index * phentsize)
         end = max(end, offset + file_size)
     result = bytearray(data[:max(end, phoff + phnum * phentsize)])
     struct.pack_into("<Q", result, 0x28, 0)

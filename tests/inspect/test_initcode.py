@@ -117,7 +117,8 @@ def _image(code: bytes, relocated_got: bool = True, machine: str = "x86_64") -> 
                        lambda: relocations, function_reader=lambda name: (CODE, len(code)))
 
 
-def _pyinit(middle: List[bytes], before: bytes = b"\x53", call: Tuple[bytes, int, bytes] = (b"\xff\x15", GOT_SLOT, b"")) -> bytes:
+def _pyinit(middle: List[bytes], before: bytes = b"\x53",
+            call: Tuple[bytes, int, bytes] = (b"\xff\x15", GOT_SLOT, b"")) -> bytes:
     """push %rbx; lea _PYO3_DEF(%rip),%rsi; <middle>; call; ret, with correct displacements."""
     head = before + b"\x48\x8d\x35"
     head += struct.pack("<i", PYO3_DEF - (CODE + len(head) + 4))

@@ -282,8 +282,9 @@ def _seed(name: str, data: bytes) -> Seed:
         regions["module-def"].append(definition)
         evidence += [array, definition]
         fields = set(range(m_slots - 7 * WORD, m_slots + 4 * WORD, WORD))
-        regions["tying-relocation"] = [r for r in regions["relocation"] if _relocation_in(data, r[0], fields | {address})]
-        evidence += regions["tying-relocation"]
+        tying = [r for r in regions["relocation"] if _relocation_in(data, r[0], fields | {address})]
+        regions.setdefault("tying-relocation", []).extend(tying)
+        evidence += tying
     marker = elf.get_section_by_name(ELF_SECTION)
     regions["marker"] = [(marker["sh_offset"], marker["sh_size"])] if marker is not None else []
     evidence += regions["marker"]
@@ -322,7 +323,8 @@ def _mutate(seed: Seed, rng: random.Random, index: int) -> Tuple[str, bytes, Tup
     if kind == "dynsym" and rng.random() < 0.5:
         # One field set to a value a linker writes: st_name, st_info, st_other, st_shndx, st_value, st_size.
         start, width = rng.choice([(0, 4), (4, 1), (5, 1), (6, 2), (8, 8), (16, 8)])
-        value = rng.choice([0, 1, 2, 0x12, 0x11, 0xFFF1, int.from_bytes(data[offset + start:offset + start + width], "little") + 1])
+        current = int.from_bytes(data[offset + start:offset + start + width], "little")
+        value = rng.choice([0, 1, 2, 0x12, 0x11, 0xFFF1, current + 1])
         data[offset + start:offset + start + width] = (value % (1 << 8 * width)).to_bytes(width, "little")
         return kind, bytes(data), (offset + start, offset + start + width)
     if kind in ("slot-array", "module-def", "relocation") and rng.random() < 0.5:

@@ -327,9 +327,10 @@ class ElfReader:
             # Some linkers count the PLT relocations in DT_RELASZ as well: read them once.
             if not any(low <= address and address + size <= low + length for low, length in ranges):
                 rela = tags.get(DT_PLTREL, DT_RELA) == DT_RELA
+                entry_size = tags.get(DT_RELAENT, 3 * word) if rela else tags.get(DT_RELENT, 2 * word)
                 headers.append(_SectionHeader(".rela.plt" if rela else ".rel.plt", SHT_RELA if rela else SHT_REL,
                                               SHF_ALLOC, address, offset_of(address, size, "DT_JMPREL"), size, 0,
-                                              tags.get(DT_RELAENT, 3 * word) if rela else tags.get(DT_RELENT, 2 * word)))
+                                              entry_size))
         return headers
 
     def _symbol_count(self, tags: Dict[int, int], offset_of: Callable[[int, int, str], int]) -> int:

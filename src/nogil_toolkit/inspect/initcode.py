@@ -336,7 +336,8 @@ def read_module_factory_call(image: BinaryImage, function: str,
     callee = image.section_at(call[1])
     if callee is None or not callee.executable:
         return f"{function}'s call after passing the module definition does not go to code in this file"
-    if any(address + start < t <= address + cursor for t in _branch_targets(code, address, range(start, cursor + call[0]))):
+    jumps = _branch_targets(code, address, range(start, cursor + call[0]))
+    if any(address + start < target <= address + cursor for target in jumps):
         return f"a jump in {function} lands between passing the module definition and the call"
     setter, value = seen["edx"]
     file_offset = image.file_offset(address, len(code))
