@@ -7,13 +7,12 @@ import sysconfig
 from pathlib import Path
 from typing import List
 
+import elftools.elf.elffile as elftools  # pyelftools, the reference parser (a test dependency)
 import pytest
+from elftools.elf.relocation import RelocationSection, RelrRelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from nogil_toolkit.inspect.elf import SHT_RELR, ElfReader
-
-elftools = pytest.importorskip("elftools.elf.elffile", reason="pyelftools is the reference parser")
-from elftools.elf.relocation import RelocationSection, RelrRelocationSection  # noqa: E402
-from elftools.elf.sections import SymbolTableSection  # noqa: E402
 
 
 def _stdlib_modules() -> List[Path]:
