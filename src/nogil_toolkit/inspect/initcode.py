@@ -232,7 +232,7 @@ def code_refers_to(image: BinaryImage, low: int, high: int) -> Optional[bool]:
 _PYO3_DEF_SPAN = 128
 _LEA_RSI = b"\x48\x8d\x35"  # lea rel32(%rip), %rsi
 # The instructions that may set the bool argument (%edx, or its low byte %dl), with the value
-# each sets: xor/sub-free zeroing idioms and moves of the constants 0 and 1, nothing else.
+# each sets: the xor zeroing idiom and moves of the constants 0 and 1, nothing else.
 _GIL_USED_SETTERS = {b"\x31\xd2": False, b"\x33\xd2": False, b"\x30\xd2": False, b"\x32\xd2": False,
                      b"\xba\x00\x00\x00\x00": False, b"\xba\x01\x00\x00\x00": True,
                      b"\xb2\x00": False, b"\xb2\x01": True}
