@@ -114,7 +114,8 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
         if member.endswith("/") or not is_extension_file(member):
             continue
         suffix = parse_suffix(member.rsplit("/", 1)[-1])
-        modules.append(WheelModule(member, _module_name(member, suffix), suffix, _inspect(wheel, info, budget)))
+        module = _module_name(member, suffix)
+        modules.append(WheelModule(member, module, suffix, _inspect(wheel, info, module, budget)))
     return WheelReport(
         path=path, name=name, version=version, tags=tags, dist_info=dist_info,
         root_is_purelib=(wheel_meta.get("Root-Is-Purelib", "false").strip().lower() == "true"),
@@ -123,10 +124,12 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
     )
 
 
-def _inspect(wheel: WheelArchive, info: zipfile.ZipInfo, budget: BinaryBudget) -> ModuleInspection:
+def _inspect(wheel: WheelArchive, info: zipfile.ZipInfo, module: Optional[str],
+             budget: BinaryBudget) -> ModuleInspection:
+    """The member's inspection; its dotted ``module`` name makes only its own marker count."""
     try:
         with wheel.read_binary(info, budget) as data:
-            return inspect_bytes(data, info.filename)
+            return inspect_bytes(data, info.filename, module)
     except MemberTooLarge as exc:
         return ModuleInspection(path=info.filename, format=None, machine=None, init_symbols=(),
                                 verdict=Verdict.UNKNOWN, evidence=(), reason=str(exc))
