@@ -25,6 +25,7 @@ _TAGGED = re.compile(
     r"|(?P<other>(?:pypy|graalpy)[A-Za-z0-9_.-]*)"
     r")\.(?:so|pyd)$"
 )
+_CPYTHON_ABI = re.compile(r"cp(\d)(\d+)([a-z]*)")
 EXTENSION_ENDINGS = (".so", ".pyd")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -65,6 +66,16 @@ class ExtensionName:
 
 def is_extension_file(name: str) -> bool:
     return name.endswith(EXTENSION_ENDINGS)
+
+
+def abi_is_free_threaded(abi: str) -> Optional[bool]:
+    """Whether a CPython ABI, as a wheel tag spells it (``cp313t``, ``cp313``, ``abi3t``,
+    ``abi3``), is free-threaded: the ``t`` flag (PEP 703) and ``abi3t`` (PEP 803) say so.
+    None for ABIs that are not CPython's (``none``, ``pypy310_pp73``)."""
+    if abi in ("abi3", "abi3t"):
+        return abi == "abi3t"
+    match = _CPYTHON_ABI.fullmatch(abi)
+    return None if match is None else "t" in match.group(3)
 
 
 def is_identifier(name: str) -> bool:
@@ -111,10 +122,10 @@ def _describe(match: re.Match[str]) -> tuple[str, Optional[bool]]:
     if match.group("cpython") or match.group("pyd"):
         major, minor, flags = (match.group("ver"), match.group("minor"), match.group("flags")) if match.group(
             "cpython") else (match.group("pver"), match.group("pminor"), match.group("pflags"))
-        free_threaded = "t" in flags
+        free_threaded = bool(abi_is_free_threaded(f"cp{major}{minor}{flags}"))
         return f"CPython {major}.{minor}{' (free-threaded)' if free_threaded else ''}", free_threaded
     if match.group("abi3t"):
-        return "the free-threaded stable ABI (abi3t)", True
+        return "the free-threaded stable ABI (abi3t)", bool(abi_is_free_threaded("abi3t"))
     if match.group("abi3"):
-        return "the stable ABI (abi3)", False
+        return "the stable ABI (abi3)", bool(abi_is_free_threaded("abi3"))
     return match.group("other").split("-")[0], None

@@ -7,9 +7,9 @@ import os
 from typing import Any
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info
-from nogil_toolkit.wheel_annotate import AnnotateError, annotate
-from nogil_toolkit.wheel_record import RECORD_NAME
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit.wheel.annotate import AnnotateError, annotate
+from nogil_toolkit.wheel.reading import WheelError, read_wheel
+from nogil_toolkit.wheel.record import RECORD_NAME
 
 EPILOG = f"""\
 The record ({RECORD_NAME} in the wheel's .dist-info, listed in RECORD) is derived from what
@@ -18,7 +18,8 @@ scikit-build) or refreshed after 'auditwheel repair'. A module whose declaration
 stops the annotation. Everything else in the wheel is kept as it was (names, order, bytes,
 timestamps, permissions); the new wheel replaces the old one atomically.
 
-exit status: 0 annotated or already up to date; 1 refused (nothing written); 2 unreadable wheel
+exit status: 0 annotated or already up to date; 1 refused (nothing written); 2 unreadable wheel,
+one installers would refuse, or -w DIR that is not a directory
 
 example:
   nogil-toolkit wheel annotate wheelhouse/mypkg-1.0-cp313-cp313t-manylinux_2_28_x86_64.whl
@@ -44,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     output = None
     if args.wheel_dir:
-        os.makedirs(args.wheel_dir, exist_ok=True)
+        if os.path.exists(args.wheel_dir) and not os.path.isdir(args.wheel_dir):
+            error("exists and is not a directory", args.wheel_dir)
+            return EXIT_USAGE
+        try:
+            os.makedirs(args.wheel_dir, exist_ok=True)
+        except OSError as exc:
+            error(f"cannot create the output directory: {exc.strerror}", args.wheel_dir)
+            return EXIT_USAGE
         output = os.path.join(args.wheel_dir, os.path.basename(args.wheel))
     try:
         result = annotate(report, output)

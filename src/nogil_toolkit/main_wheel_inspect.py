@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Sequence
 
-from nogil_toolkit.console import EXIT_OK, EXIT_USAGE, error
-from nogil_toolkit.wheel_output import wheel_json, write_wheel_text
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
+from nogil_toolkit.wheel.output import wheel_json, write_findings, write_wheel_text
+from nogil_toolkit.wheel.reading import WheelError, read_wheel
+from nogil_toolkit.wheel.verify import Severity, verify
+
+SCHEMA_VERSION = 2
+"""Of the ``--format json`` document (``wheel_report.schema.json``); 2 added unreadable entries."""
 
 EPILOG = """\
 Reads the binaries statically, in memory: nothing is extracted, imported or run. Each module's
 verdict is one of not-used (declared safe without the GIL), used, undeclared (CPython then
 re-enables the GIL), not-a-module or unknown, with the evidence that decided it.
+
+A wheel installers would refuse (a member outside the install folder, two members of one name,
+a RECORD that disagrees with the archive) counts as unreadable. A binary larger than 1 GiB, or
+past 4 GiB of binaries in one wheel, is not read: its verdict is unknown and says so.
+With --format json every wheel given is an entry, an unreadable one with its error
+(schema: wheel_report.schema.json).
 
 exit status: 0 all wheels read; 2 a wheel could not be read (the others are still shown)
 
@@ -25,28 +35,50 @@ example:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "inspect", help="show what each extension module in a wheel declares",
+    add_report_command(
+        subparsers, "inspect", check=False, epilog=EPILOG,
+        help="show what each extension module in a wheel declares",
         description="Show, for each wheel, its tags, Free Threading classifier, declaration record and "
-                    "what each extension module declares about the GIL.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "what each extension module declares about the GIL.")
+
+
+def add_report_command(subparsers: Any, name: str, *, check: bool, epilog: str, help: str,
+                       description: str) -> None:
+    """The parser of ``inspect`` or (``check``) ``verify``: the same arguments, one loop."""
+    parser = subparsers.add_parser(name, help=help, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wheels", nargs="+", metavar="WHEEL")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=lambda args: report(args.wheels, args.format, check=check))
 
 
-def run(args: argparse.Namespace) -> int:
-    reports, code = [], EXIT_OK
-    for path in args.wheels:
+def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
+    """The loop of ``inspect`` and, with ``check``, of ``verify``: every path given is read,
+    shown and (with ``check``) held to its claims; an unreadable one is an error on stderr and,
+    in JSON, an entry with that error, so the document accounts for every input."""
+    code = EXIT_OK
+    documents: list[dict[str, Any]] = []
+    for path in paths:
         try:
-            reports.append(read_wheel(path))
+            wheel = read_wheel(path)
         except WheelError as exc:
             error(str(exc))
             code = EXIT_USAGE
-    if args.format == "json":
-        json.dump({"schema_version": 1, "wheels": [wheel_json(r) for r in reports]}, sys.stdout, indent=2)
+            documents.append({"path": path, "error": exc.reason, **({"ok": False} if check else {})})
+            continue
+        findings = verify(wheel) if check else None
+        failed = any(f.severity is Severity.ERROR for f in findings or ())
+        if failed and code == EXIT_OK:
+            code = EXIT_FAILURE
+        if output_format == "json":
+            documents.append({**wheel_json(wheel, findings), **({"ok": not failed} if check else {})})
+        elif findings is None:
+            write_wheel_text(wheel, sys.stdout)
+        else:
+            verdict = style("FAIL", "red", sys.stdout) if failed else style("ok", "green", sys.stdout)
+            print(f"{verdict}  {wheel.path} ({plural(len(wheel.extension_modules), 'extension module')})")
+            write_findings(findings, sys.stdout)
+    if output_format == "json":
+        json.dump({"schema_version": SCHEMA_VERSION, "wheels": documents}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
-        for report in reports:
-            write_wheel_text(report, sys.stdout)
     return code

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, style, warning
-from nogil_toolkit.wheel_select import (
+from nogil_toolkit.wheel.select import (
     DropKind,
     ProjectChoice,
     Rejection,

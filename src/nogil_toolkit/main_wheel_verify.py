@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from typing import Any
 
-from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
-from nogil_toolkit.wheel_output import wheel_json, write_findings
-from nogil_toolkit.wheel_verify import Severity, verify
-from nogil_toolkit.wheels import WheelError, read_wheel
+from nogil_toolkit import main_wheel_inspect
 
 EPILOG = """\
 checks, each against what the binaries declare (read statically):
@@ -21,7 +15,12 @@ checks, each against what the binaries declare (read statically):
   classifier  'Programming Language :: Python :: Free Threading' only when every module declares
               not-used (level 1 - Unstable: warning)
 
+A wheel installers would refuse (a member outside the install folder, two members of one name,
+a RECORD that disagrees with the archive) is an error like an unreadable one. With --format json
+every wheel given is an entry (schema: wheel_report.schema.json).
+
 exit status: 0 no errors (warnings allowed); 1 some claim is wrong; 2 a wheel could not be read
+or installers would refuse it (the others are still checked)
 
 example:
   nogil-toolkit wheel verify wheelhouse/*.whl
@@ -29,37 +28,8 @@ example:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "verify", help="check a wheel's tags, record and classifier against its binaries",
+    main_wheel_inspect.add_report_command(
+        subparsers, "verify", check=True, epilog=EPILOG,
+        help="check a wheel's tags, record and classifier against its binaries",
         description="Exit non-zero, with a reason per module, when a wheel's free-threading claims "
-                    "disagree with what its extension modules declare.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("wheels", nargs="+", metavar="WHEEL")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    code = EXIT_OK
-    documents = []
-    for path in args.wheels:
-        try:
-            report = read_wheel(path)
-        except WheelError as exc:
-            error(str(exc))
-            code = EXIT_USAGE
-            continue
-        findings = verify(report)
-        failed = any(f.severity is Severity.ERROR for f in findings)
-        if failed and code == EXIT_OK:
-            code = EXIT_FAILURE
-        if args.format == "json":
-            documents.append({**wheel_json(report, findings), "ok": not failed})
-            continue
-        verdict = style("FAIL", "red", sys.stdout) if failed else style("ok", "green", sys.stdout)
-        print(f"{verdict}  {report.path} ({plural(len(report.extension_modules), 'extension module')})")
-        write_findings(findings, sys.stdout)
-    if args.format == "json":
-        json.dump({"schema_version": 1, "wheels": documents}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    return code
+                    "disagree with what its extension modules declare.")

@@ -7,46 +7,32 @@ it actually imports the module.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
-from inspect_support import CACHE, ProbeResult, probe_import, require
+from inspect_support import CACHE, PINNED_GENERATORS, ProbeResult, probe_import, require, without_section_headers
+from support import gil_python
 
 HERE = Path(__file__).parent
 CSRC = HERE / "csrc"
-REPO = HERE.parent.parent
-DEFAULT_FT_PYTHON = Path.home() / ".cache/nogil-toolkit/cpython-3.13t/bin/python3.13t"
-GIL_313_PREFIX = Path("/root/.pyenv/versions/3.13.0")
-
-
-def _find_ft_python() -> Optional[str]:
-    candidate = os.environ.get("NOGIL_TEST_PYTHON")
-    if candidate and Path(candidate).exists():
-        return candidate
-    if DEFAULT_FT_PYTHON.exists():
-        return str(DEFAULT_FT_PYTHON)
-    finder = REPO / ".ci" / "provision_freethreaded.py"
-    if finder.exists():
-        out = subprocess.run([sys.executable, str(finder), "--find-only"], capture_output=True, text=True,
-                             check=False, timeout=120)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    return None
 
 
 @pytest.fixture(scope="session")
-def ft_python() -> str:
-    python = _find_ft_python()
-    require(python is not None, "no free-threaded CPython found (set NOGIL_TEST_PYTHON)")
+def gil_313_include() -> str:
+    """Headers of a GIL build of CPython 3.13 (found on PATH, like the other GIL builds)."""
+    python = gil_python(13)
+    require(python is not None, "no GIL build of CPython 3.13 (python3.13) found")
     assert python is not None
-    return python
+    out = subprocess.run([python, "-I", "-c", "import sysconfig; print(sysconfig.get_path('include'))"],
+                         capture_output=True, text=True, check=True)
+    include = Path(out.stdout.strip())
+    require((include / "Python.h").exists(), f"{python} has no headers at {include}")
+    return str(include)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +84,7 @@ def _build_c(out_dir: Path, source: str, name: str, include: str, suffix: str, *
 
 
 @pytest.fixture(scope="session")
-def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str) -> Dict[str, BuiltModule]:
+def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str, gil_313_include: str) -> Dict[str, BuiltModule]:
     """Every C fixture, keyed by a short label; ``*_gil`` ones use the GIL 3.13 headers."""
     require(shutil.which("gcc") is not None, "gcc is needed to build fixtures")
     out = tmp_path_factory.mktemp("cmods")
@@ -132,6 +118,15 @@ def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str) -> Dict[str
     add("multi_null_slots_O3", "nullslots.c", "multi_null_slots_o3", defines=["WITH_METHODS"], opt="-O3")
     add("patched_in_init", "patchedslots.c", "patched_in_init", defines=["PATCH_IN_INIT"])
     add("patched_elsewhere", "patchedslots.c", "patched_elsewhere")
+    def add_without_section_headers(label: str) -> None:
+        """The module as ``sstrip`` leaves it: no section header table, cut after the last segment."""
+        src = built[label]
+        directory = out / f"{label}_no_sections"
+        directory.mkdir()
+        target = directory / src.path.name
+        target.write_bytes(without_section_headers(src.path.read_bytes()))
+        built[f"{label}_no_sections"] = BuiltModule(target, src.name, src.importable)
+
     for label in ("multi_not_used", "multi_none", "single_setgil", "multi_not_used_O3", "multi_null_slots"):
         src = built[label]
         stripped = out / f"{label}_stripped"
@@ -139,14 +134,16 @@ def c_modules(tmp_path_factory, ft_include: str, ft_ext_suffix: str) -> Dict[str
         target = stripped / src.path.name
         subprocess.run(["strip", "--strip-all", "-o", str(target), str(src.path)], check=True)
         built[f"{label}_stripped"] = BuiltModule(target, src.name, src.importable)
-    gil_include = GIL_313_PREFIX / "include/python3.13"
-    if gil_include.exists():
-        add("gil_multi_not_used", "multiphase.c", "gil_multi_not_used", include=str(gil_include),
-            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False, defines=["GIL_NOT_USED"])
-        add("gil_multi_none", "multiphase.c", "gil_multi_none", include=str(gil_include),
-            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False)
-        add("gil_single_setgil", "singlephase.c", "gil_single_setgil", include=str(gil_include),
-            suffix=".cpython-313-x86_64-linux-gnu.so", importable=False, defines=["DECLARE"])
+    for label, source, defines in (("gil_multi_not_used", "multiphase.c", ["GIL_NOT_USED"]),
+                                   ("gil_multi_none", "multiphase.c", []),
+                                   ("gil_single_setgil", "singlephase.c", ["DECLARE"])):
+        add(label, source, label, include=gil_313_include, suffix=".cpython-313-x86_64-linux-gnu.so",
+            importable=False, defines=defines)
+    for label, defines in (("empty_slots", []), ("empty_slots_const", ["CONST"]),
+                           ("empty_slots_filled", ["FILL_IN_INIT"])):
+        add(label, "emptyslots.c", label, defines=defines)
+    for label in ("multi_not_used", "multi_none", "single_setgil", "multi_null_slots", "empty_slots", "marker"):
+        add_without_section_headers(label)
     return built
 
 
@@ -161,8 +158,9 @@ def fake32_modules(tmp_path_factory) -> Dict[str, Path]:
         result = subprocess.run(["gcc", "-m32", "-O2", "-fPIC", "-ffreestanding", "-nostdinc", "-c",
                                  f"-DGIL_VALUE={value}", str(CSRC / "fake32.c"), "-o", str(obj)],
                                 capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.skip(f"gcc cannot target i386 here: {result.stderr[-200:]}")
+        # Freestanding (-nostdinc, no libc): the stock x86-64 gcc emits i386 objects without
+        # gcc-multilib, so nothing here needs provisioning beyond gcc and binutils.
+        assert result.returncode == 0, f"gcc -m32 failed: {result.stderr[-500:]}"
         subprocess.run(["ld", "-m", "elf_i386", "-shared", "-o", str(so), str(obj)], check=True)
         built[label] = so
     return built
@@ -172,30 +170,31 @@ def fake32_modules(tmp_path_factory) -> Dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def ft_venv(ft_python: str) -> Path:
-    """A cached 3.13t virtual environment with the generators installed."""
+def ft_build_python(ft_python: str) -> Path:
+    """The interpreter of a cached 3.13t venv with the pinned generators (Cython, pybind11)."""
     root = CACHE / "ft-venv"
     python = root / "bin" / "python"
     stamp = root / "installed.txt"
-    wanted = "cython>=3.1 pybind11>=3 setuptools"
-    if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
+    wanted = " ".join(PINNED_GENERATORS)
+    if not (python.exists() and stamp.exists() and stamp.read_text() == f"{ft_python}\n{wanted}"):
         if root.exists():
             shutil.rmtree(root)
         subprocess.run([ft_python, "-m", "venv", str(root)], check=True)
         result = subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted.split()],
                                 capture_output=True, text=True, check=False, timeout=600)
         require(result.returncode == 0, f"pip install into the 3.13t venv failed: {result.stderr[-300:]}")
-        stamp.write_text(wanted)
+        stamp.write_text(f"{ft_python}\n{wanted}")
     return python
 
 
 @pytest.fixture(scope="session")
-def pybind11_213_include(ft_venv: Path) -> str:
+def pybind11_213_include(ft_build_python: Path) -> str:
     """Headers of pybind11 2.13 (single-phase init with a run-time SetGIL flag)."""
     target = CACHE / "pybind11-2.13"
     include = target / "pybind11" / "include"
     if not include.exists():
-        result = subprocess.run([str(ft_venv), "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+        result = subprocess.run([str(ft_build_python), "-m", "pip", "install", "-q", "--no-deps",
+                                 "--target", str(target),
                                  "pybind11==2.13.6"], capture_output=True, text=True, check=False, timeout=300)
         require(result.returncode == 0, f"cannot install pybind11 2.13: {result.stderr[-300:]}")
     return str(include)

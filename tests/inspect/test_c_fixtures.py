@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from nogil_toolkit.inspect import EvidenceKind, Verdict, inspect_binary
@@ -35,10 +37,23 @@ EXPECTED = {
     "multi_null_slots_O0": Verdict.UNDECLARED,
     "multi_null_slots_O3": Verdict.UNDECLARED,
     "multi_null_slots_stripped": Verdict.UNDECLARED,
+    # The slot array holds only its terminator {0, NULL}: in .bss (no bytes in the file) or in
+    # read-only data. No Py_mod_gil slot.
+    "empty_slots": Verdict.UNDECLARED,
+    "empty_slots_const": Verdict.UNDECLARED,
+    # No section headers at all (sstrip): everything is read through PT_LOAD and PT_DYNAMIC.
+    "multi_not_used_no_sections": Verdict.NOT_USED,
+    "multi_none_no_sections": Verdict.UNDECLARED,
+    "single_setgil_no_sections": Verdict.NOT_USED,
+    "multi_null_slots_no_sections": Verdict.UNDECLARED,
+    "empty_slots_no_sections": Verdict.UNDECLARED,
 }
 # m_slots NULL in the file but set before use: these declare NOT_USED, which static reading
 # cannot see, so they must be UNKNOWN (never UNDECLARED, let alone a guess of NOT_USED).
-PATCHED = ("patched_in_init", "patched_elsewhere")
+# The .bss slot array that PyInit fills (as pybind11 3 does) is empty only in the file. The
+# marker lives in its own section, which a file without section headers no longer names, and
+# what remains (m_slots NULL, patched by PyInit) cannot be decided.
+PATCHED = ("patched_in_init", "patched_elsewhere", "empty_slots_filled", "marker_no_sections")
 DECIDING_KIND = {
     "multi_not_used": EvidenceKind.SLOT,
     "multi_used": EvidenceKind.SLOT,
@@ -51,13 +66,18 @@ DECIDING_KIND = {
     "plainlib": EvidenceKind.NO_INIT_EXPORT,
     "multi_null_slots": EvidenceKind.SLOT_ARRAY,
     "multi_null_slots_dotted": EvidenceKind.SLOT_ARRAY,
+    "empty_slots": EvidenceKind.SLOT_ARRAY,
+    "empty_slots_const": EvidenceKind.SLOT_ARRAY,
+    "multi_not_used_no_sections": EvidenceKind.SLOT,
+    "multi_none_no_sections": EvidenceKind.SLOT_ARRAY,
+    "single_setgil_no_sections": EvidenceKind.SET_GIL_IMPORT,
+    "multi_null_slots_no_sections": EvidenceKind.SLOT_ARRAY,
+    "empty_slots_no_sections": EvidenceKind.SLOT_ARRAY,
 }
 
 
 @pytest.mark.parametrize("label", sorted(EXPECTED))
 def test_static_verdict(c_modules, label):
-    if label not in c_modules:
-        pytest.skip("GIL 3.13 headers not installed")
     module = c_modules[label]
     report = inspect_binary(module.path)
     assert report.verdict is EXPECTED[label], report
@@ -128,3 +148,31 @@ def test_null_slots_evidence_names_the_definition(c_modules):
     assert "'pkg.multi_null_dotted'" in report.evidence[0].detail and "m_slots NULL" in report.evidence[0].detail
     data = c_modules["multi_null_slots_dotted"].path.read_bytes()
     assert data[report.evidence[0].offset:report.evidence[0].offset + 8] == bytes(8)
+
+
+def test_files_without_section_headers_have_none(c_modules):
+    """The ``*_no_sections`` fixtures really lack section headers (and still import, above)."""
+    for label in (label for label in c_modules if label.endswith("_no_sections")):
+        data = c_modules[label].path.read_bytes()
+        assert struct.unpack_from("<QHHH", data, 0x28)[0] == 0 and data[0x3C:0x40] == bytes(4), label
+        assert len(data) < c_modules[label[:-len("_no_sections")]].path.stat().st_size
+
+
+def test_empty_slot_array_evidence(c_modules):
+    in_bss = inspect_binary(c_modules["empty_slots"].path).evidence[0]
+    assert "zero-filled memory" in in_bss.detail and in_bss.offset is None
+    in_file = inspect_binary(c_modules["empty_slots_const"].path).evidence[0]
+    data = c_modules["empty_slots_const"].path.read_bytes()
+    assert "in the file" in in_file.detail and data[in_file.offset:in_file.offset + 16] == bytes(16)
+    filled = inspect_binary(c_modules["empty_slots_filled"].path)
+    assert "may be filled at run time" in (filled.reason or ""), filled
+
+
+def test_marker_counts_only_for_the_module_it_names(c_modules):
+    """The marker says ``pkg.marker_mod``: the same file imported as another package's module
+    (its marker then belongs to someone else) is judged without it."""
+    path = c_modules["marker"].path
+    assert inspect_binary(path, module="pkg.marker_mod").evidence[0].kind is EvidenceKind.MARKER
+    other = inspect_binary(path, module="elsewhere.marker_mod")
+    assert all(e.kind is not EvidenceKind.MARKER for e in other.evidence)
+    assert other.verdict is Verdict.UNKNOWN  # m_slots is patched at run time, as PATCHED above

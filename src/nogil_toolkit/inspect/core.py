@@ -17,10 +17,11 @@ from typing import Callable, List, Optional, Tuple, Union
 from nogil_toolkit.inspect import elf, macho, pe
 from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
-from nogil_toolkit.inspect.initcode import CodeSlotArray, refers_to, read_pyinit_slot_array
-from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, Observations, decide, own_arrays
-from nogil_toolkit.inspect.slots import (ModuleDefinition, find_module_definitions, find_slot_arrays,
-                                         has_stray_gil_entry)
+from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
+                                            read_pyinit_slot_array, refers_to)
+from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, SET_GIL, Observations, decide, own_arrays, passes_gil_used
+from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_module_definitions, find_slot_arrays,
+                                         has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import Marker, iter_markers
 
@@ -31,17 +32,23 @@ _FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
     ("pe", pe.is_pe, pe.load),
     ("macho", macho.is_macho, macho.load),
 )
-# Structure errors a reader may hit on hostile input despite its bound checks (a slice that
-# decodes to nonsense, a struct at the very end); all mean "this file is malformed".
-_CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, ValueError, OverflowError, UnicodeError)
+# What hostile input can make a reader raise despite its bound checks: its own verdict
+# (MalformedBinary), a struct or index at the very end of a buffer, an offset too large for
+# a C integer (OverflowError from mmap.find or a slice). Nothing else is caught: a reader bug
+# (TypeError, AttributeError, NameError, a ValueError) must surface, not pass as a bad file.
+_CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
 
 
-def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
+def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] = None) -> ModuleInspection:
     """Statically decide what the shared library at ``path`` declares about the GIL.
 
     The file is memory-mapped and only the structures the rules need are read; it is never
     loaded. Problems with the file (missing, unreadable, not a binary, malformed) give an
     ``UNKNOWN`` verdict whose ``reason`` says what went wrong.
+
+    ``module`` is the full dotted name the file is imported as (``pkg._speedups``), where the
+    caller knows it: a toolkit marker then counts only if it names exactly that module.
+    Without it, the file name gives the last part, and a marker counts if its last part matches.
     """
     name = os.fspath(path)
     try:
@@ -49,30 +56,37 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"]) -> ModuleInspection:
             # Opening a FIFO would block; devices and sockets are not binaries either.
             kind = "is a directory" if os.path.isdir(name) else "not a regular file"
             return _unknown(name, kind)
-        with open(name, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
+        handle = open(name, "rb")
+    except OSError as error:
+        return _unknown(name, f"cannot read file: {error.strerror}")
+    with handle:
+        try:
+            if os.fstat(handle.fileno()).st_size == 0:
                 return _unknown(name, "empty file")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return _inspect(data, name)
-    except (OSError, ValueError) as error:  # ValueError: mmap of a special file
-        return _unknown(name, f"cannot read file: {error.strerror if isinstance(error, OSError) else error}")
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as error:
+            return _unknown(name, f"cannot read file: {error.strerror}")
+        except ValueError as error:  # mmap's answer for a file emptied since fstat
+            return _unknown(name, f"cannot read file: {error}")
+        with data:
+            return _inspect(data, name, module)
 
 
-def inspect_bytes(data: Union[bytes, bytearray, memoryview], name: str = "<bytes>") -> ModuleInspection:
-    """Like :func:`inspect_binary` for a binary already in memory (e.g. a wheel member).
+def inspect_bytes(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str = "<bytes>",
+                  module: Optional[str] = None) -> ModuleInspection:
+    """Like :func:`inspect_binary` for a binary already in memory or mapped (e.g. a wheel member).
 
     ``name`` is used in the report and, like a file name, to tell which module a marker
-    belongs to.
+    belongs to when ``module`` (the full dotted name) is not given.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
     if not data:
         return _unknown(name, "empty file")
-    return _inspect(data, name)
+    return _inspect(data, name, module)
 
 
-def _inspect(data: Buffer, name: str) -> ModuleInspection:
+def _inspect(data: Buffer, name: str, module: Optional[str]) -> ModuleInspection:
     head = bytes(data[:8])
     for format_name, recognises, load in _FORMATS:
         if recognises(head):
@@ -80,22 +94,24 @@ def _inspect(data: Buffer, name: str) -> ModuleInspection:
     else:
         return _unknown(name, "not an ELF, PE or Mach-O binary")
     try:
-        return _judge(load(data), name)
+        return _judge(load(data), name, module)
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
         return _unknown(name, reason, format_name)
 
 
-def _judge(image: BinaryImage, name: str) -> ModuleInspection:
+def _judge(image: BinaryImage, name: str, module: Optional[str]) -> ModuleInspection:
     init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
-    module_name = _module_name(name)
+    module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
     slot_arrays = find_slot_arrays(image) if init_symbols else []
     fp = fingerprint(image) if init_symbols else None
     definitions: List[ModuleDefinition] = []
     slots_may_be_set = False
     code_slot_array: Union[CodeSlotArray, str, None] = None
+    empty_slot_array: Union[EmptySlotArray, str, None] = None
     # The costlier look at the module's own definition, only when its slot array was not
-    # found: a multi-phase module with m_slots NULL, or a run-time slot array.
+    # found: a multi-phase module with m_slots NULL, an array holding only its terminator
+    # (which the slot-array search does not take for one), or a run-time slot array.
     if (init_symbols and module_name and MODULE_DEF_INIT in image.imports
             and not own_arrays(slot_arrays, module_name)):
         definitions = find_module_definitions(image, module_name)
@@ -105,9 +121,17 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
                                                  image.pointer_size) for d in definitions))
         elif definitions and _is_pybind11_3(fp):
             code_slot_array = _code_slot_array(image, init_symbols, module_name, definitions)
+        elif definitions:
+            empty_slot_array = read_empty_slot_array(image, definitions)
+            if isinstance(empty_slot_array, EmptySlotArray):
+                slots_may_be_set = has_stray_gil_entry(image, slot_arrays)
+    factory_call: Union[ModuleFactoryCall, str, None] = None
+    if init_symbols and module_name and SET_GIL in image.imports and passes_gil_used(fp):
+        factory_call = _module_factory_call(image, init_symbols, module_name)
     facts = Observations(
         init_symbols=init_symbols,
         module_name=module_name,
+        qualified_name=module,
         imports=image.imports,
         markers=_markers(image),
         slot_arrays=slot_arrays,
@@ -117,6 +141,8 @@ def _judge(image: BinaryImage, name: str) -> ModuleInspection:
         module_definitions=definitions,
         slots_may_be_set_at_run_time=slots_may_be_set,
         code_slot_array=code_slot_array,
+        empty_slot_array=empty_slot_array,
+        module_factory_call=factory_call,
     )
     decision = decide(facts)
     fp = facts.fingerprint
@@ -151,6 +177,18 @@ def _code_slot_array(image: BinaryImage, init_symbols: Tuple[str, ...], module_n
     array = arrays.pop()
     assert array is not None
     return read_pyinit_slot_array(image, function, array, addresses)
+
+
+def _module_factory_call(image: BinaryImage, init_symbols: Tuple[str, ...],
+                         module_name: str) -> Union[ModuleFactoryCall, str]:
+    """The constant ``gil_used`` PyO3's ``PyInit`` passes with the module's definition, or why not."""
+    function = f"PyInit_{module_name}"
+    if function not in init_symbols:
+        return f"no {function} export"
+    definitions = find_module_definitions(image, module_name)
+    if not definitions:
+        return f"no static PyModuleDef named {module_name!r} was found"
+    return read_module_factory_call(image, function, [a for d in definitions for a in d.possible_addresses])
 
 
 def _markers(image: BinaryImage) -> List[Marker]:

@@ -1,5 +1,13 @@
 """A focused ELF reader: headers, section headers, ``.dynsym``, dynamic relocations, sections.
 
+Files whose section headers were removed (``sstrip``, or ``e_shoff``/``e_shnum`` zeroed)
+still load: the dynamic loader never reads section headers, so everything the evidence
+needs is also reachable from the program headers. The reader then takes the mapped
+regions from ``PT_LOAD`` and the symbol and relocation tables from ``PT_DYNAMIC``
+(``DT_SYMTAB``/``DT_STRTAB``, the symbol count from ``DT_HASH`` or ``DT_GNU_HASH``,
+``DT_RELA``/``DT_REL``/``DT_RELR``/``DT_JMPREL``), and describes them as the section
+headers a linker would have written, so the rest of the reader works unchanged.
+
 Why not pyelftools: it is a complete, general parser and costs tens of milliseconds per
 module, while an environment scan needs about one millisecond per module. This reader
 decodes only the structures the GIL evidence needs, straight from a buffer (usually an
@@ -17,9 +25,9 @@ import operator
 import struct
 import sys
 from array import array
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
 from nogil_toolkit.marker import ELF_SECTION
@@ -29,6 +37,8 @@ MAGIC = b"\x7fELF"
 _CLASS_32, _CLASS_64 = 1, 2
 _DATA_LSB, _DATA_MSB = 1, 2
 
+SHT_PROGBITS = 1
+SHT_STRTAB = 3
 SHT_NOBITS = 8
 SHT_RELA = 4
 SHT_REL = 9
@@ -41,6 +51,18 @@ SHN_UNDEF = 0
 SHN_XINDEX = 0xFFFF
 _STB_LOCAL = 0
 _STT_FUNC = 2
+
+PT_LOAD = 1
+PT_DYNAMIC = 2
+_PF_X, _PF_W = 1, 2
+# Dynamic tags the reader needs when there are no section headers.
+DT_NULL, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_RELA, DT_RELASZ, DT_RELAENT = 0, 4, 5, 6, 7, 8, 9
+DT_STRSZ, DT_SYMENT, DT_REL, DT_RELSZ, DT_RELENT, DT_PLTREL, DT_JMPREL = 10, 11, 17, 18, 19, 20, 23
+DT_PLTRELSZ = 2
+DT_RELRSZ, DT_RELR, DT_RELRENT = 35, 36, 37
+DT_GNU_HASH = 0x6FFFFEF5
+# A corrupt dynamic segment must not make the walk long: real ones have a few dozen entries.
+_MAX_DYNAMIC_ENTRIES = 4096
 
 # e_machine -> (name, base-relative relocation types, symbol+addend word-sized types).
 # Only these two families let the reader recover where a pointer points; everything else
@@ -157,20 +179,40 @@ class ElfReader:
         header = struct.Struct(end + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH"))
         if len(data) < 16 + header.size:
             raise MalformedBinary("ELF header truncated")
-        (_e_type, self.machine_id, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize,
-         _phnum, shentsize, shnum, shstrndx) = header.unpack_from(data, 16)
+        (_e_type, self.machine_id, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize,
+         phnum, shentsize, shnum, shstrndx) = header.unpack_from(data, 16)
         self.machine, self._relative_types, self._absolute_types = _MACHINES.get(
             self.machine_id, (f"em-{self.machine_id}", frozenset(), frozenset())
         )
-        self.sections = self._read_section_headers(shoff, shentsize, shnum, shstrndx)
+        self.from_program_headers = not self._has_section_headers(shoff, shnum)
+        if self.from_program_headers:
+            self.sections = self._sections_from_program_headers(phoff, phentsize, phnum)
+        else:
+            self.sections = self._read_section_headers(shoff, shentsize, shnum, shstrndx)
 
     # -- section headers -------------------------------------------------------------------
 
+    def _section_layout(self) -> struct.Struct:
+        return struct.Struct(self._end + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
+
+    def _has_section_headers(self, shoff: int, shnum: int) -> bool:
+        """False when the file has no section header table (``sstrip``, or its fields zeroed).
+
+        ``e_shnum`` 0 with a table present means "more than 0xff00 sections, the count is in
+        section 0"; a zero count there too means there are none.
+        """
+        if shoff == 0:
+            return False
+        if shnum:
+            return True
+        layout = self._section_layout()
+        if shoff + layout.size > len(self.data):
+            raise MalformedBinary("ELF section header table beyond end of file")
+        return layout.unpack_from(self.data, shoff)[5] != 0
+
     def _read_section_headers(self, shoff: int, shentsize: int, shnum: int,
                               shstrndx: int) -> List[_SectionHeader]:
-        layout = struct.Struct(self._end + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
-        if shoff == 0:
-            raise MalformedBinary("ELF file has no section headers")
+        layout = self._section_layout()
         if shentsize < layout.size:
             raise MalformedBinary(f"ELF section header size {shentsize} too small")
         if shoff + layout.size > len(self.data):
@@ -193,6 +235,128 @@ class ElfReader:
             headers.append(_SectionHeader(name, sh_type, flags, addr, offset, size, link, entsize))
         return headers
 
+    # -- program headers (files without section headers) -------------------------------------
+
+    def _sections_from_program_headers(self, phoff: int, phentsize: int, phnum: int) -> List[_SectionHeader]:
+        """Section headers reconstructed from ``PT_LOAD`` and ``PT_DYNAMIC``, as the loader sees the file.
+
+        Each loaded segment becomes one file-backed region (plus a ``NOBITS`` one for the part
+        beyond its file size, ``.bss``); the dynamic tables become ``.dynsym``, ``.dynstr`` and
+        relocation sections at the places the dynamic entries name.
+        """
+        layout = struct.Struct(self._end + ("IIQQQQQQ" if self.is64 else "IIIIIIII"))
+        if phoff == 0 or phnum == 0:
+            raise MalformedBinary("ELF file has neither section headers nor program headers")
+        if phentsize < layout.size or phoff + phnum * phentsize > len(self.data):
+            raise MalformedBinary("ELF program header table beyond end of file")
+        loads: List[Tuple[int, int, int, int, int]] = []  # (address, file size, memory size, offset, flags)
+        dynamic: Optional[Tuple[int, int]] = None
+        for index in range(phnum):
+            fields = layout.unpack_from(self.data, phoff + index * phentsize)
+            if self.is64:
+                p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = fields
+            else:
+                p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, _align = fields
+            if p_type == PT_LOAD:
+                if p_filesz > p_memsz or p_offset + p_filesz > len(self.data):
+                    raise MalformedBinary("ELF loadable segment beyond end of file")
+                loads.append((p_vaddr, p_filesz, p_memsz, p_offset, p_flags))
+            elif p_type == PT_DYNAMIC:
+                dynamic = (p_offset, p_filesz)
+        if dynamic is None:
+            raise MalformedBinary("ELF file has neither section headers nor a dynamic segment")
+        headers = []
+        for index, (address, file_size, memory_size, offset, p_flags) in enumerate(sorted(loads)):
+            flags = SHF_ALLOC | (SHF_WRITE if p_flags & _PF_W else 0) | (SHF_EXECINSTR if p_flags & _PF_X else 0)
+            headers.append(_SectionHeader(f"<segment {index}>", SHT_PROGBITS, flags, address, offset,
+                                          file_size, 0, 0))
+            if memory_size > file_size:
+                headers.append(_SectionHeader(f"<segment {index} zero fill>", SHT_NOBITS, flags, address + file_size,
+                                              offset + file_size, memory_size - file_size, 0, 0))
+        tags = self._dynamic_entries(*dynamic)
+        headers += self._dynamic_tables(tags, loads, len(headers))
+        return headers
+
+    def _dynamic_entries(self, offset: int, size: int) -> Dict[int, int]:
+        """The ``PT_DYNAMIC`` entries up to ``DT_NULL`` (first occurrence of each tag)."""
+        entry = struct.Struct(self._end + ("qQ" if self.is64 else "iI"))
+        if offset + size > len(self.data):
+            raise MalformedBinary("ELF dynamic segment beyond end of file")
+        tags: Dict[int, int] = {}
+        for index in range(min(size // entry.size, _MAX_DYNAMIC_ENTRIES)):
+            tag, value = entry.unpack_from(self.data, offset + index * entry.size)
+            if tag == DT_NULL:
+                break
+            tags.setdefault(tag, value)
+        return tags
+
+    def _dynamic_tables(self, tags: Dict[int, int], loads: List[Tuple[int, int, int, int, int]],
+                        first_index: int) -> List[_SectionHeader]:
+        """``.dynstr``, ``.dynsym`` and the relocation tables that the dynamic entries locate."""
+
+        def offset_of(address: int, size: int, what: str) -> int:
+            for base, file_size, _memory, offset, _flags in loads:
+                if base <= address and address + size <= base + file_size:
+                    return offset + (address - base)
+            raise MalformedBinary(f"ELF {what} is not in a loaded segment")
+
+        headers: List[_SectionHeader] = []
+        if DT_SYMTAB in tags and DT_STRTAB in tags:
+            strings = tags[DT_STRTAB]
+            strings_size = tags.get(DT_STRSZ, 0)
+            headers.append(_SectionHeader(".dynstr", SHT_STRTAB, SHF_ALLOC, strings,
+                                          offset_of(strings, strings_size, "DT_STRTAB"), strings_size, 0, 0))
+            entry_size = tags.get(DT_SYMENT, 24 if self.is64 else 16)
+            count = self._symbol_count(tags, offset_of)
+            headers.append(_SectionHeader(".dynsym", SHT_DYNSYM, SHF_ALLOC, tags[DT_SYMTAB],
+                                          offset_of(tags[DT_SYMTAB], count * entry_size, "DT_SYMTAB"),
+                                          count * entry_size, first_index, entry_size))
+        word = 8 if self.is64 else 4
+        tables = [(".rela.dyn", SHT_RELA, DT_RELA, DT_RELASZ, tags.get(DT_RELAENT, 3 * word)),
+                  (".rel.dyn", SHT_REL, DT_REL, DT_RELSZ, tags.get(DT_RELENT, 2 * word)),
+                  (".relr.dyn", SHT_RELR, DT_RELR, DT_RELRSZ, tags.get(DT_RELRENT, word))]
+        ranges = []
+        for name, sh_type, address_tag, size_tag, entry_size in tables:
+            if address_tag in tags and tags.get(size_tag):
+                ranges.append((tags[address_tag], tags[size_tag]))
+                headers.append(_SectionHeader(name, sh_type, SHF_ALLOC, tags[address_tag],
+                                              offset_of(tags[address_tag], tags[size_tag], name),
+                                              tags[size_tag], 0, entry_size))
+        if DT_JMPREL in tags and tags.get(DT_PLTRELSZ):
+            address, size = tags[DT_JMPREL], tags[DT_PLTRELSZ]
+            # Some linkers count the PLT relocations in DT_RELASZ as well: read them once.
+            if not any(low <= address and address + size <= low + length for low, length in ranges):
+                rela = tags.get(DT_PLTREL, DT_RELA) == DT_RELA
+                entry_size = tags.get(DT_RELAENT, 3 * word) if rela else tags.get(DT_RELENT, 2 * word)
+                headers.append(_SectionHeader(".rela.plt" if rela else ".rel.plt", SHT_RELA if rela else SHT_REL,
+                                              SHF_ALLOC, address, offset_of(address, size, "DT_JMPREL"), size, 0,
+                                              entry_size))
+        return headers
+
+    def _symbol_count(self, tags: Dict[int, int], offset_of: Callable[[int, int, str], int]) -> int:
+        """Number of ``.dynsym`` entries: ``DT_HASH``'s chain count, or the end of ``DT_GNU_HASH``'s chains."""
+        if DT_HASH in tags:
+            table = offset_of(tags[DT_HASH], 8, "DT_HASH")
+            return struct.unpack_from(self._end + "I", self.data, table + 4)[0]
+        if DT_GNU_HASH not in tags:
+            raise MalformedBinary("ELF dynamic segment has neither DT_HASH nor DT_GNU_HASH")
+        table = offset_of(tags[DT_GNU_HASH], 16, "DT_GNU_HASH")
+        buckets, symbol_offset, bloom_size, _shift = struct.unpack_from(self._end + "4I", self.data, table)
+        bucket_start = table + 16 + bloom_size * (8 if self.is64 else 4)
+        chain_start = bucket_start + 4 * buckets
+        if chain_start > len(self.data):
+            raise MalformedBinary("ELF DT_GNU_HASH table beyond end of file")
+        last = max(struct.unpack_from(f"{self._end}{buckets}I", self.data, bucket_start), default=0)
+        if last < symbol_offset:
+            return symbol_offset
+        # Follow the chain of the highest bucket to its end marker (low bit set), at C speed.
+        start = chain_start + 4 * (last - symbol_offset)
+        chain = _word_array(bytes(self.data[start:len(self.data) - (len(self.data) - start) % 4]), 4, self.byte_order)
+        end = next(compress(count(), map(operator.and_, chain, repeat(1))), None)
+        if end is None:
+            raise MalformedBinary("ELF DT_GNU_HASH chain has no end")
+        return last + end + 1
+
     def _slice(self, offset: int, size: int, what: str) -> bytes:
         if offset < 0 or size < 0 or offset + size > len(self.data):
             raise MalformedBinary(f"ELF {what} beyond end of file")
@@ -203,6 +367,12 @@ class ElfReader:
         if header.type == SHT_NOBITS:
             return b""
         return self._slice(header.offset, header.size, f"section {header.name!r}")
+
+    def mapped_sections(self) -> List[_SectionHeader]:
+        """The regions of the loaded image: allocated sections, or the segments they came from."""
+        if self.from_program_headers:
+            return [h for h in self.sections if h.type in (SHT_PROGBITS, SHT_NOBITS)]
+        return [h for h in self.sections if h.flags & SHF_ALLOC]
 
     def _dynsym_header(self) -> Optional[_SectionHeader]:
         return next((h for h in self.sections if h.type == SHT_DYNSYM), None)
@@ -395,8 +565,7 @@ def load(data: Buffer) -> BinaryImage:
             executable=bool(h.flags & SHF_EXECINSTR),
             in_file=h.type != SHT_NOBITS,
         )
-        for h in reader.sections
-        if h.flags & SHF_ALLOC
+        for h in reader.mapped_sections()
     ]
     # Plain libraries (BLAS, libstdc++ copies in wheels) can export thousands of symbols;
     # when no PyInit_ name occurs in the string table there is nothing to decode.

@@ -1,4 +1,5 @@
-"""Read a slot array that ``PyInit_*`` fills at run time from the stores in its machine code.
+"""Read declarations that only ``PyInit_*``'s machine code holds: stores into a run-time slot
+array (pybind11 3), and the constant ``gil_used`` argument PyO3 0.23-0.26 passes on.
 
 pybind11 3 keeps its ``PyModuleDef_Slot`` array in a function-local static (``.bss``) and
 fills it the first time ``PyInit_<name>`` runs, so the file holds no slot data. With
@@ -22,7 +23,10 @@ reference that is not recognised, and the answer is "cannot tell".
 
 from __future__ import annotations
 
+import operator
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -188,3 +192,154 @@ def refers_to(image: BinaryImage, function: str, address: int, size: int) -> boo
         return False
     code_address, code = found
     return bool(references(code, code_address, address, address + size))
+
+
+def code_refers_to(image: BinaryImage, low: int, high: int) -> Optional[bool]:
+    """Whether any x86-64 code in the image may address ``[low, high)`` RIP-relatively.
+
+    Every byte position of every executable section is read as a rel32 displacement, in
+    four passes of C-speed ``map`` (one per position modulo 4), so that a whole library's
+    code is searched in about the time of one copy. A false hit only makes the caller more
+    careful. ``None`` when the code cannot be read this way (another machine or format).
+    """
+    if image.format != "elf" or image.machine != "x86_64":
+        return None
+    for section in image.sections:
+        if not section.executable or not section.in_file:
+            continue
+        code = image.read(section.address, section.size)
+        if code is None:
+            return None
+        # A displacement at position p addresses next_instruction + disp, where the next
+        # instruction starts 0, 1 or 4 bytes after the displacement (see ``_TAILS``).
+        window = range(low - max(_TAILS), high)
+        for phase in range(4):
+            words = array("i")
+            words.frombytes(code[phase:phase + (len(code) - phase) // 4 * 4])
+            if sys.byteorder != "little":
+                words.byteswap()
+            first = section.address + phase + 4
+            ends = range(first, first + 4 * len(words), 4)
+            if any(map(window.__contains__, map(operator.add, words, ends))):
+                return True
+    return False
+
+
+# -- PyO3 0.23-0.26: the constant passed to ModuleDef::make_module ---------------------------
+
+# How far PyO3's ``ModuleDef`` may extend around the ``PyModuleDef`` it contains (it adds an
+# initializer pointer, the interpreter id and the module cell to it).
+_PYO3_DEF_SPAN = 128
+_LEA_RSI = b"\x48\x8d\x35"  # lea rel32(%rip), %rsi
+# The instructions that may set the bool argument (%edx, or its low byte %dl), with the value
+# each sets: the xor zeroing idiom and moves of the constants 0 and 1, nothing else.
+_GIL_USED_SETTERS = {b"\x31\xd2": False, b"\x33\xd2": False, b"\x30\xd2": False, b"\x32\xd2": False,
+                     b"\xba\x00\x00\x00\x00": False, b"\xba\x01\x00\x00\x00": True,
+                     b"\xb2\x00": False, b"\xb2\x01": True}
+
+
+@dataclass(frozen=True)
+class ModuleFactoryCall:
+    """``PyInit_*`` calls a function with ``(&return slot, &module definition, constant bool)``."""
+
+    gil_used: bool
+    setter_offset: int
+    """File offset of the instruction that sets the bool."""
+    call_address: int
+
+
+def _setup_instruction(code: bytes, position: int) -> Optional[Tuple[str, int, Optional[bool]]]:
+    """("rdi"|"edx", length, bool) for a recognised argument set-up at ``position``."""
+    if code[position:position + 4] == b"\x48\x8d\x7c\x24":  # lea disp8(%rsp), %rdi
+        return "rdi", 5, None
+    if code[position:position + 4] == b"\x48\x8d\xbc\x24":  # lea disp32(%rsp), %rdi
+        return "rdi", 8, None
+    for pattern, value in _GIL_USED_SETTERS.items():
+        if code[position:position + len(pattern)] == pattern:
+            return "edx", len(pattern), value
+    return None
+
+
+def _call_target(image: BinaryImage, code: bytes, position: int, address: int) -> Optional[Tuple[int, int]]:
+    """(length, callee) of ``call rel32`` or ``call *rel32(%rip)`` through a relocated slot."""
+    if code[position:position + 1] == b"\xe8" and position + 5 <= len(code):
+        return 5, address + position + 5 + _REL32.unpack_from(code, position + 1)[0]
+    if code[position:position + 2] == b"\xff\x15" and position + 6 <= len(code):
+        slot = address + position + 6 + _REL32.unpack_from(code, position + 2)[0]
+        relocations = image.relocations
+        callee = None if relocations is None else relocations.targets_of({slot}).get(slot)
+        return None if callee is None else (6, callee)
+    return None
+
+
+def _branch_targets(code: bytes, address: int, decoded: range) -> List[int]:
+    """Targets of every byte sequence outside ``decoded`` (positions whose instructions are
+    known) that decodes as a relative jump: a superset of the real jumps."""
+    targets = []
+    for position, byte in enumerate(code):
+        if position in decoded:
+            continue
+        if (byte == 0xEB or 0x70 <= byte <= 0x7F) and position + 2 <= len(code):
+            targets.append(address + position + 2 + struct.unpack_from("<b", code, position + 1)[0])
+        elif byte == 0xE9 and position + 5 <= len(code):
+            targets.append(address + position + 5 + _REL32.unpack_from(code, position + 1)[0])
+        elif byte == 0x0F and position + 6 <= len(code) and 0x80 <= code[position + 1] <= 0x8F:
+            targets.append(address + position + 6 + _REL32.unpack_from(code, position + 2)[0])
+    return targets
+
+
+def read_module_factory_call(image: BinaryImage, function: str,
+                             definition_addresses: Sequence[int]) -> Union[ModuleFactoryCall, str]:
+    """The constant ``gil_used`` that ``function`` passes with the module definition, or why not.
+
+    PyO3 0.23-0.26 generate ``PyInit_<name>`` as ``_PYO3_DEF.make_module(py, gil_used)``
+    with a literal; where the trampoline is inlined, the code is exactly::
+
+        lea  _PYO3_DEF(%rip), %rsi      # the ModuleDef holding the module's PyModuleDef
+        lea  N(%rsp), %rdi              # where the PyResult goes  } in either order
+        xor  %edx, %edx  |  mov $1, %edx                           }
+        call make_module  |  call *make_module@GOT(%rip)
+
+    Accepted only when that block is the sole reference the function makes to the definition,
+    is followed directly by the call, the callee is code in this file, and no jump lands inside
+    the block (another path could reach the call with another ``%edx``).
+    """
+    if image.format != "elf" or image.machine != "x86_64":
+        return f"init code is only read in x86-64 ELF files, not {image.machine} {image.format}"
+    found = image.function_code(function, MAX_FUNCTION_SIZE)
+    if found is None:
+        return f"the extent of {function} is not known"
+    address, code = found
+    low, high = min(definition_addresses) - _PYO3_DEF_SPAN, max(definition_addresses) + _PYO3_DEF_SPAN
+    hits = references(code, address, low, high)
+    if len(hits) != 1:
+        return f"{function} refers to the module definition {len(hits)} times, not once"
+    position = hits[0][0]
+    if position < 3 or code[position - 3:position] != _LEA_RSI:
+        return f"{function} does not pass the module definition as the second argument of a call"
+    target = address + position + 4 + _REL32.unpack_from(code, position)[0]
+    if not any(target <= d < target + _PYO3_DEF_SPAN for d in definition_addresses):
+        return f"{function} passes an address that does not hold the module definition"
+    start, cursor = position - 3, position + 4
+    seen: Dict[str, Tuple[int, Optional[bool]]] = {}
+    while True:
+        decoded = _setup_instruction(code, cursor)
+        if decoded is None or decoded[0] in seen:
+            break
+        seen[decoded[0]] = (cursor, decoded[2])
+        cursor += decoded[1]
+    if set(seen) != {"rdi", "edx"}:
+        return f"{function} does not set up (return slot, module definition, constant flag) before a call"
+    call = _call_target(image, code, cursor, address)
+    if call is None:
+        return f"{function} does not call a function of this file right after passing the module definition"
+    callee = image.section_at(call[1])
+    if callee is None or not callee.executable:
+        return f"{function}'s call after passing the module definition does not go to code in this file"
+    jumps = _branch_targets(code, address, range(start, cursor + call[0]))
+    if any(address + start < target <= address + cursor for target in jumps):
+        return f"a jump in {function} lands between passing the module definition and the call"
+    setter, value = seen["edx"]
+    file_offset = image.file_offset(address, len(code))
+    assert file_offset is not None and value is not None
+    return ModuleFactoryCall(value, file_offset + setter, address + cursor)

@@ -9,34 +9,50 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 from __future__ import annotations
 
 import multiprocessing
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.core import inspect_binary
 from nogil_toolkit.inspect.verdict import ModuleInspection
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
 
 PARALLEL_THRESHOLD = 64
 """Below this many files the pool's start-up costs more than it saves."""
 
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
-                  progress: Optional[Callable[[int, int], None]] = None) -> list[ModuleInspection]:
-    """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes."""
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  modules: Optional[Sequence[Optional[str]]] = None) -> list[ModuleInspection]:
+    """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes.
+
+    ``modules``, parallel to ``paths``, gives each file's full dotted module name where known.
+    """
     total = len(paths)
+    items = list(zip(paths, modules if modules is not None else [None] * total))
+    pool: Optional[Pool] = None
     if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
-                results = []
-                chunk = max(1, total // (jobs * 8))
-                for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
-                    results.append(result)
-                    if progress and done % 25 == 0:
-                        progress(done, total)
-                return results
+            pool = multiprocessing.get_context("fork").Pool(min(jobs, total))
         except OSError:
             pass  # no fork today (process limits): the serial path gives the same answers
+    if pool is not None:
+        with pool:
+            results = []
+            chunk = max(1, total // (jobs * 8))
+            for done, result in enumerate(pool.imap(_inspect_item, items, chunksize=chunk), start=1):
+                results.append(result)
+                if progress and done % 25 == 0:
+                    progress(done, total)
+            return results
     results = []
-    for done, path in enumerate(paths, start=1):
-        results.append(inspect_binary(path))
+    for done, item in enumerate(items, start=1):
+        results.append(_inspect_item(item))
         if progress and done % 25 == 0:
             progress(done, total)
     return results
+
+
+def _inspect_item(item: Tuple[str, Optional[str]]) -> ModuleInspection:
+    """One (path, module name) pair; a module-level function so that workers can run it."""
+    return inspect_binary(*item)

@@ -18,8 +18,8 @@ from nogil_toolkit.inspect.generators import (
     Fingerprint,
     Generator,
 )
-from nogil_toolkit.inspect.initcode import CodeSlotArray
-from nogil_toolkit.inspect.slots import ModuleDefinition, SlotArray
+from nogil_toolkit.inspect.initcode import CodeSlotArray, ModuleFactoryCall
+from nogil_toolkit.inspect.slots import EmptySlotArray, ModuleDefinition, SlotArray
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, Verdict
 from nogil_toolkit.marker import Marker
 
@@ -28,6 +28,9 @@ MODULE_DEF_INIT = "PyModuleDef_Init"
 # What a PyInit_* function must call to hand CPython a module definition (multi-phase) ...
 MULTI_PHASE_IMPORTS = frozenset({"PyModuleDef_Init", "PyModuleDef_Type"})
 # ... or a finished module object (single-phase).
+# PyO3 releases whose generated PyInit passes #[pymodule(gil_used = ...)] as a literal
+# argument of ModuleDef::make_module (0.23 added the option; 0.28 writes a slot array).
+PYO3_GIL_USED_ARGUMENT = ((0, 23), (0, 26))
 SINGLE_PHASE_IMPORTS = frozenset({"PyModule_Create2", "PyModule_FromDefAndSpec2", "PyModule_New",
                                   "PyModule_NewObject", "_PyModule_CreateInitialized"})
 
@@ -38,24 +41,34 @@ class Observations:
 
     init_symbols: Tuple[str, ...]
     module_name: Optional[str]
-    """Module name implied by the file name, used to pick the right marker."""
+    """The module's own name (last part): from the caller's dotted name, else the file name."""
     imports: FrozenSet[str]
     markers: Sequence[Marker]
     slot_arrays: Sequence[SlotArray]
     relocations_available: bool
     format: str
     fingerprint: Optional[Fingerprint]
+    qualified_name: Optional[str] = None
+    """The full dotted name the caller imports the file as, when it knows it."""
     module_definitions: Sequence[ModuleDefinition] = ()
     """Statically built ``PyModuleDef``s named like this module (gathered only when no slot
     array of this module was found)."""
     slots_may_be_set_at_run_time: bool = False
-    """Gathered only when the module's definitions have ``m_slots`` NULL: a
+    """Gathered only when the module's definitions have ``m_slots`` NULL or point to an
+    empty slot array: a
     ``{Py_mod_gil, Py_MOD_GIL_NOT_USED}`` entry occurs in the data outside every verified
     slot array, or the init function's code refers to the ``m_slots`` field; either way
     the NULL may be replaced before the definition is used."""
     code_slot_array: Union[CodeSlotArray, str, None] = None
     """The run-time slot array read from ``PyInit``'s stores, or why it could not be read
     (gathered only for pybind11 3 modules)."""
+    module_factory_call: Union[ModuleFactoryCall, str, None] = None
+    """The constant ``gil_used`` that PyO3's ``PyInit`` passes to ``make_module``, or why it
+    could not be read (gathered only for PyO3 releases in :data:`PYO3_GIL_USED_ARGUMENT`)."""
+    empty_slot_array: Union[EmptySlotArray, str, None] = None
+    """The terminator-only slot array the module's definitions point to, or why it may be
+    filled at run time (gathered only when the definitions have a non-NULL ``m_slots`` that
+    is no verified slot array, outside pybind11 3)."""
 
 
 @dataclass
@@ -91,7 +104,15 @@ def _from_markers(facts: Observations) -> Optional[Decision]:
 
 
 def _markers_for_module(facts: Observations) -> List[Marker]:
-    """Markers that belong to this module (a library may carry several, e.g. linked in)."""
+    """Markers that belong to this module (a library may carry several, e.g. linked in).
+
+    The marker records the full dotted name. Where the caller knows the module's full name,
+    only a marker naming exactly it counts: ``pkg_a._speedups`` says nothing about
+    ``pkg_b._speedups``. Otherwise (a bare file) the last name part must match the file's
+    module name, or the one ``PyInit_`` export.
+    """
+    if facts.qualified_name:
+        return [m for m in facts.markers if m.module == facts.qualified_name]
     names = {s[len("PyInit_"):] for s in facts.init_symbols}
     if facts.module_name in names:
         names = {facts.module_name}
@@ -179,6 +200,17 @@ def _from_definition(facts: Observations) -> Optional[Decision]:
             f"multi-phase init (imports {MODULE_DEF_INIT}) and the module's PyModuleDef {names} has "
             "m_slots NULL: there is no slot array, so no Py_mod_gil slot",
             definitions[0].file_offset)])
+    empty = facts.empty_slot_array
+    if isinstance(empty, EmptySlotArray):
+        if SET_GIL in facts.imports or facts.slots_may_be_set_at_run_time:
+            return None
+        names = ", ".join(sorted({repr(d.module_name) for d in definitions}))
+        where = "zero-filled memory" if empty.zero_filled else "the file"
+        return Decision(Verdict.UNDECLARED, [Evidence(
+            EvidenceKind.SLOT_ARRAY,
+            f"multi-phase init (imports {MODULE_DEF_INIT}) and the module's PyModuleDef {names} points m_slots "
+            f"to {empty.address:#x} in {where}, which holds only the terminator {{0, NULL}}: no Py_mod_gil slot",
+            empty.file_offset)])
     code = facts.code_slot_array
     if not isinstance(code, CodeSlotArray):
         return None
@@ -200,8 +232,17 @@ def _from_set_gil(facts: Observations) -> Optional[Decision]:
     if SET_GIL not in facts.imports:
         return None
     evidence = [Evidence(EvidenceKind.SET_GIL_IMPORT, f"imports {SET_GIL} (single-phase declaration)")]
+    call = facts.module_factory_call
+    if isinstance(call, ModuleFactoryCall):
+        value = "true" if call.gil_used else "false"
+        return Decision(Verdict.USED if call.gil_used else Verdict.NOT_USED, [Evidence(
+            EvidenceKind.INIT_CODE,
+            f"PyInit passes the module's definition and gil_used={value} to PyO3's ModuleDef::make_module "
+            f"(call at {call.call_address:#x})", call.setter_offset)] + evidence)
     runtime_choice = _runtime_set_gil_generator(facts.fingerprint)
     if runtime_choice is not None:
+        if isinstance(call, str):
+            runtime_choice += f" (reading PyInit's code: {call})"
         return Decision(Verdict.UNKNOWN, evidence, runtime_choice)
     return Decision(Verdict.NOT_USED, evidence)
 
@@ -218,6 +259,17 @@ def _runtime_set_gil_generator(fp: Optional[Fingerprint]) -> Optional[str]:
                 "py::mod_gil_not_used() is given, a run-time flag")
     version = f" {fp.version}" if fp.version else ""
     return f"PyO3{version} calls {SET_GIL} with a value read at run time from #[pymodule(gil_used = ...)]"
+
+
+def passes_gil_used(fp: Optional[Fingerprint]) -> bool:
+    """Whether ``fp`` is a PyO3 release whose ``PyInit`` passes ``gil_used`` as a constant."""
+    if fp is None or fp.generator is not Generator.PYO3 or fp.version is None:
+        return False
+    parts = fp.version.split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return False
+    low, high = PYO3_GIL_USED_ARGUMENT
+    return low <= (int(parts[0]), int(parts[1])) <= high
 
 
 def _from_init_style(facts: Observations) -> Decision:
@@ -249,6 +301,11 @@ def _why_no_slots(facts: Observations, fp: Optional[Fingerprint]) -> str:
         return f"pybind11 3.x fills its module slot array at run time; its declaration is not in the file{detail}"
     if fp is not None and fp.generator is Generator.NANOBIND:
         return "nanobind allocates its module slot array at run time; its declaration is not in the file"
+    if isinstance(facts.empty_slot_array, str):
+        return facts.empty_slot_array
+    if isinstance(facts.empty_slot_array, EmptySlotArray) and facts.slots_may_be_set_at_run_time:
+        return ("the module's slot array holds only its terminator in the file, but a {Py_mod_gil, "
+                "Py_MOD_GIL_NOT_USED} entry lies elsewhere in the data: a slot array may be installed at run time")
     if facts.module_definitions and facts.slots_may_be_set_at_run_time:
         return ("the module's PyModuleDef has m_slots NULL in the file, but the init function stores into "
                 "it or a {Py_mod_gil, Py_MOD_GIL_NOT_USED} entry lies elsewhere in the data: the slot array "

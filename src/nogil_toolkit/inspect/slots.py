@@ -27,10 +27,11 @@ import operator
 import struct
 from dataclasses import dataclass
 from itertools import compress, repeat
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect.image import BinaryImage
+from nogil_toolkit.inspect.initcode import code_refers_to
 
 # Slot ids as Include/moduleobject.h defines them for 3.5-3.14, the ids in every
 # PyModuleDef_Slot array that 3.13t/3.14t modules carry. 3.15 renumbers slots (PEP 820);
@@ -286,6 +287,58 @@ def find_module_definitions(image: BinaryImage, module_name: str) -> List[Module
         found.append(ModuleDefinition(location - name_offset, location, m_slots, name,
                                       image.file_offset(location, word), word))
     return found
+
+
+@dataclass(frozen=True)
+class EmptySlotArray:
+    """A module's slot array that holds only its terminator ``{0, NULL}``, for good."""
+
+    address: int
+    file_offset: Optional[int]
+    """Where the terminator lies in the file; ``None`` in zero-filled memory (``.bss``)."""
+    zero_filled: bool
+
+
+def read_empty_slot_array(image: BinaryImage, definitions: List[ModuleDefinition]) -> Union[EmptySlotArray, str, None]:
+    """The terminator-only slot array the module's definitions point to, or why it may not stay so.
+
+    ``None`` when the definitions do not point to one array whose first entry is ``{0, NULL}``
+    at load time (the other rules then apply). A string when they do, but the array may be
+    filled before CPython reads it: another pointer to it exists, or, in writable memory,
+    code addresses it (pybind11 3 fills a ``.bss`` array from ``PyInit`` this way), or that
+    code cannot be read.
+    """
+    relocations = image.relocations
+    arrays = {d.m_slots for d in definitions}
+    if relocations is None or len(arrays) != 1 or None in arrays:
+        return None
+    address = arrays.pop()
+    assert address is not None
+    word = image.pointer_size
+    entry = 2 * word
+    section = image.section_at(address)
+    if section is None or section.executable or address % word or address + entry > section.address + section.size:
+        return None
+    if section.in_file:
+        raw = image.read(address, entry)
+        if raw is None or any(raw):
+            return None
+    if any(address + i * word in relocations.locations for i in range(2)):
+        return None
+    # The loader would write the terminator's value: not a load-time NULL.
+    pointers = set(relocations.referrers({address}).get(address, ())) - {d.m_slots_location for d in definitions}
+    if pointers:
+        return f"another pointer to the module's empty slot array exists (at {min(pointers):#x})"
+    if section.writable:
+        fields = [(d.m_slots_location, d.m_slots_location + word) for d in definitions]
+        hits = [code_refers_to(image, low, high) for low, high in [(address, address + _MAX_ENTRIES * entry), *fields]]
+        if None in hits:
+            return (f"the module's slot array at {address:#x} is empty in the file but writable; code that "
+                    f"could fill it is only read in x86-64 ELF files, not {image.machine} {image.format}")
+        if any(hits):
+            return (f"the module's slot array at {address:#x} is empty in the file, but code addresses it or "
+                    "the definition's m_slots: it may be filled at run time")
+    return EmptySlotArray(address, image.file_offset(address, entry), not section.in_file)
 
 
 def _name_addresses(image: BinaryImage, name: bytes) -> Dict[int, str]:

@@ -68,6 +68,10 @@ class EvidenceKind(enum.Enum):
     SET_GIL_IMPORT = "set-gil-import"
     """The library imports ``PyUnstable_Module_SetGIL`` (single-phase declaration)."""
 
+    INIT_CODE = "init-code"
+    """A constant that ``PyInit``'s own machine code passes to the generator's module factory
+    (PyO3 0.23-0.26: ``gil_used`` of ``ModuleDef::make_module``)."""
+
     GENERATOR = "generator"
     """A fingerprint of the tool that generated the module's init code."""
 

@@ -9,16 +9,14 @@ read statically by the inspector.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from nogil_toolkit.abi import abi_is_free_threaded
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect import Verdict
-from nogil_toolkit.wheel_record import RECORD_NAME
-from nogil_toolkit.wheels import WheelModule, WheelReport
-
-_CPYTHON_ABI = re.compile(r"^cp(\d)(\d+)(t?)$")
+from nogil_toolkit.wheel.reading import WheelModule, WheelReport
+from nogil_toolkit.wheel.record import RECORD_NAME
 
 
 class Severity(enum.Enum):
@@ -76,8 +74,8 @@ def _check_record(report: WheelReport) -> Iterator[Finding]:
 def _check_tags(report: WheelReport) -> Iterator[Finding]:
     abis = {tag.abi for tag in report.tags}
     # abi3t (PEP 803, 3.15+) is the free-threaded stable ABI: a promise about free-threading too.
-    free_threaded_abis = sorted(a for a in abis if ((m := _CPYTHON_ABI.match(a)) and m.group(3)) or a == "abi3t")
-    gil_abis = sorted(a for a in abis if (m := _CPYTHON_ABI.match(a)) and not m.group(3))
+    free_threaded_abis = sorted(a for a in abis if abi_is_free_threaded(a))
+    gil_abis = sorted(a for a in abis if abi_is_free_threaded(a) is False and a != "abi3")
     for module in report.extension_modules:
         if free_threaded_abis and module.inspection.verdict is Verdict.USED:
             # Declared, not hidden: the wheel keeps its word, but importing it re-enables the GIL.

@@ -1,9 +1,11 @@
 """Read a wheel's extension modules and claims, without extracting it.
 
-Only the members that matter are read, in memory: the extension binaries (judged by the same
-inspector as installed files), ``WHEEL``, ``METADATA`` (for the Free Threading classifier)
-and the declaration record. ``wheel.wheelfile.WheelFile`` checks each member read against the
-hash in ``RECORD``, so a corrupted wheel is reported, not trusted.
+Only the members that matter are read: the extension binaries (judged by the same inspector
+as installed files), ``WHEEL``, ``METADATA`` (for the Free Threading classifier) and the
+declaration record. ``archive.WheelArchive`` first refuses what installers refuse, then checks
+each member read against its hash in ``RECORD`` and keeps every read within a budget, so a
+corrupted or hostile wheel is reported, not trusted; a binary over budget is reported as such
+(an ``UNKNOWN`` verdict saying so), not read.
 """
 
 from __future__ import annotations
@@ -12,24 +14,29 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import HeaderParser
 from typing import Optional
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-from wheel.wheelfile import WheelError as _WheelFileError
-from wheel.wheelfile import WheelFile
 
 from nogil_toolkit.abi import SuffixTag, dotted_module_name, is_extension_file, parse_suffix
 from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX
 from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes
-from nogil_toolkit.wheel_record import RECORD_NAME, DeclarationRecord, RecordError
+from nogil_toolkit.wheel.archive import ArchiveError, BinaryBudget, MemberTooLarge, WheelArchive
+from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord, RecordError
 
 _DATA_PREFIX = re.compile(r"^[^/]+\.data/(?:platlib|purelib)/")
 
 
 class WheelError(Exception):
-    """The file is not a readable wheel; the message says why and names the file."""
+    """The file is not a readable wheel (or one installers refuse); the message names the file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -75,40 +82,40 @@ def read_wheel(path: str | os.PathLike[str]) -> WheelReport:
     try:
         name, version, _build, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
-        raise WheelError(f"{path}: not a wheel file name ({exc})") from None
+        raise WheelError(path, f"not a wheel file name ({exc})") from None
     try:
-        with WheelFile(path) as wheel:
+        with WheelArchive(path) as wheel:
             return _read(wheel, path, str(name), str(version), tags)
     except FileNotFoundError:
-        raise WheelError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise WheelError(f"{path}: is a directory") from None
+        raise WheelError(path, "no such file") from None
     except zipfile.BadZipFile as exc:
-        raise WheelError(f"{path}: not a valid zip archive ({exc}); the file may be truncated") from None
-    except _WheelFileError as exc:
-        raise WheelError(f"{path}: {exc}") from None
-    except (OSError, EOFError, zipfile.LargeZipFile, ValueError) as exc:
-        raise WheelError(f"{path}: cannot be read ({exc})") from None
+        raise WheelError(path, f"not a valid zip archive ({exc}); the file may be truncated") from None
+    except ArchiveError as exc:
+        raise WheelError(path, str(exc)) from None
+    except (OSError, EOFError, zipfile.LargeZipFile, ValueError, NotImplementedError) as exc:
+        # NotImplementedError: a compression method or encryption zipfile cannot read.
+        raise WheelError(path, f"cannot be read ({exc})") from None
 
 
-def _read(wheel: WheelFile, path: str, name: str, version: str, tags: frozenset[Tag]) -> WheelReport:
-    dist_info = wheel.dist_info_path
-    names = wheel.namelist()
-    wheel_meta = _headers(wheel, f"{dist_info}/WHEEL", required=True)
-    metadata = _headers(wheel, f"{dist_info}/METADATA", required=True)
+def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozenset[Tag]) -> WheelReport:
+    dist_info = wheel.dist_info
+    wheel_meta = _headers(wheel, f"{dist_info}/WHEEL")
+    metadata = _headers(wheel, f"{dist_info}/METADATA")
     record, record_error = None, None
-    if f"{dist_info}/{RECORD_NAME}" in names:
+    if wheel.has(f"{dist_info}/{RECORD_NAME}"):
         try:
-            record = DeclarationRecord.from_text(wheel.read(f"{dist_info}/{RECORD_NAME}").decode("utf-8"))
-        except (RecordError, UnicodeDecodeError) as exc:
+            record = DeclarationRecord.from_text(wheel.read_metadata(f"{dist_info}/{RECORD_NAME}").decode("utf-8"))
+        except (RecordError, UnicodeDecodeError, MemberTooLarge) as exc:
             record_error = str(exc)
+    budget = BinaryBudget()
     modules = []
-    for member in names:
+    for info in wheel.infos:
+        member = info.filename
         if member.endswith("/") or not is_extension_file(member):
             continue
-        data = wheel.read(member)
         suffix = parse_suffix(member.rsplit("/", 1)[-1])
-        modules.append(WheelModule(member, _module_name(member, suffix), suffix, inspect_bytes(data, member)))
+        module = _module_name(member, suffix)
+        modules.append(WheelModule(member, module, suffix, _inspect(wheel, info, module, budget)))
     return WheelReport(
         path=path, name=name, version=version, tags=tags, dist_info=dist_info,
         root_is_purelib=(wheel_meta.get("Root-Is-Purelib", "false").strip().lower() == "true"),
@@ -117,13 +124,24 @@ def _read(wheel: WheelFile, path: str, name: str, version: str, tags: frozenset[
     )
 
 
-def _headers(wheel: WheelFile, member: str, required: bool):  # type: ignore[no-untyped-def]
+def _inspect(wheel: WheelArchive, info: zipfile.ZipInfo, module: Optional[str],
+             budget: BinaryBudget) -> ModuleInspection:
+    """The member's inspection; its dotted ``module`` name makes only its own marker count."""
     try:
-        text = wheel.read(member).decode("utf-8")
+        with wheel.read_binary(info, budget) as data:
+            return inspect_bytes(data, info.filename, module)
+    except MemberTooLarge as exc:
+        return ModuleInspection(path=info.filename, format=None, machine=None, init_symbols=(),
+                                verdict=Verdict.UNKNOWN, evidence=(), reason=str(exc))
+
+
+def _headers(wheel: WheelArchive, member: str) -> Message:
+    try:
+        text = wheel.read_metadata(member).decode("utf-8")
     except KeyError:
-        if required:
-            raise WheelError(f"{wheel.filename}: has no {member}") from None
-        text = ""
+        raise ArchiveError(f"has no {member}") from None
+    except MemberTooLarge as exc:
+        raise ArchiveError(f"{member}: {exc}") from None
     return HeaderParser().parsestr(text)
 
 

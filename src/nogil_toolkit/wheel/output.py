@@ -6,8 +6,8 @@ from typing import Any, Sequence, TextIO
 
 from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
-from nogil_toolkit.wheel_verify import Finding, Severity
-from nogil_toolkit.wheels import WheelReport
+from nogil_toolkit.wheel.reading import WheelReport
+from nogil_toolkit.wheel.verify import Finding, Severity
 
 
 def wheel_json(report: WheelReport, findings: Sequence[Finding] | None = None) -> dict[str, Any]:

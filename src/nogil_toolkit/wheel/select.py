@@ -25,9 +25,10 @@ from packaging.tags import Tag
 from packaging.utils import BuildTag, InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
+from nogil_toolkit.abi import abi_is_free_threaded
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.target import TargetError, ask_target
-from nogil_toolkit.wheels import WheelError, WheelModule, read_wheel
+from nogil_toolkit.wheel.reading import WheelError, WheelModule, read_wheel
 
 SCHEMA_VERSION = 1
 
@@ -203,10 +204,16 @@ def collect_wheels(arguments: Iterable[str]) -> tuple[list[WheelCandidate], list
     for argument in arguments:
         if os.path.isdir(argument):
             for entry in sorted(os.scandir(argument), key=lambda e: e.name):
-                if entry.name.endswith(".whl") and entry.is_file():
+                if not entry.name.endswith(".whl"):
+                    continue
+                if entry.is_file():
                     add(entry.path, named=False)
+                else:  # a FIFO would block whoever opens it; pip's --find-links skips it too
+                    warnings.append(f"{entry.path}: skipped, not a regular file")
         elif os.path.isfile(argument):
             add(argument, named=True)
+        elif os.path.exists(argument):
+            raise SelectError("not a regular file or directory (a FIFO, socket or device), so not read", argument)
         else:
             raise SelectError("no such file or directory", argument)
     return list(candidates.values()), warnings
@@ -292,19 +299,14 @@ def explain_unsupported(tags: frozenset[Tag], target: TargetTags) -> str:
     parts = {part for part, _ in missing}
     if "abi" in parts and target.free_threaded and any(tag.abi == "abi3" for tag in tags):
         hints.append("free-threaded CPython cannot load stable-ABI (abi3) modules")
-    elif "abi" in parts and target.free_threaded and any(_is_gil_cpython_abi(tag.abi) for tag in tags):
+    elif "abi" in parts and target.free_threaded and any(abi_is_free_threaded(tag.abi) is False for tag in tags):
         hints.append("built for a CPython with the GIL")
-    elif "abi" in parts and not target.free_threaded and any(tag.abi.endswith("t") and tag.abi.startswith("cp")
-                                                              for tag in tags):
+    elif "abi" in parts and not target.free_threaded and any(abi_is_free_threaded(tag.abi) for tag in tags):
         hints.append("built for a free-threaded CPython")
     if "platform" in parts and target.tags:
         hints.append(f"its most preferred platform is {target.tags[0].platform}")
     hint = f" ({'; '.join(hints)})" if hints else ""
     return f"{' and '.join(text for _, text in missing)} not supported by {target.name}{hint}"
-
-
-def _is_gil_cpython_abi(abi: str) -> bool:
-    return abi.startswith("cp") and abi[2:].isdigit()
 
 
 def _outranked_reason(ranked: RankedWheel, chosen: RankedWheel, target: TargetTags) -> str:
