@@ -193,10 +193,11 @@ def _global_state(code: str) -> Iterable[Tuple[int, str, str]]:
 
 def _statement_specifiers(code: str, start: int) -> Optional[List[str]]:
     """The words before ``start`` back to the start of its statement (``;``, ``{``, ``}`` or the
-    file's start), or None when something else comes first (a ``(`` or ``,``: a parameter)."""
-    words = []
+    file's start), or None when something else comes first (a ``(`` or ``,``: a parameter) or
+    more words than any declaration has (so a run of words costs nothing quadratic)."""
+    words: List[str] = []
     index = start - 1
-    while True:
+    while len(words) <= 16:
         while index >= 0 and code[index].isspace():
             index -= 1
         if index < 0 or code[index] in ";{}":
@@ -207,6 +208,7 @@ def _statement_specifiers(code: str, start: int) -> Optional[List[str]]:
         if index + 1 == end or code[index + 1].isdigit():
             return None
         words.append(code[index + 1:end])
+    return None
 
 
 def _later_declarators(code: str, start: int, kind: str) -> Iterable[Tuple[int, str, str]]:
