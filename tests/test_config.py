@@ -81,7 +81,7 @@ def test_every_problem_is_reported_with_line_and_column() -> None:
     )
     assert problems(text) == [
         "tool.nogil.thread_safe: unknown key (did you mean 'thread-safe'?); "
-        "known keys: thread-safe, modules, check (pyproject.toml:5:1)",
+        "known keys: thread-safe, modules, check, audit (pyproject.toml:5:1)",
         'tool.nogil.thread-safe: expected a boolean (true or false), got string "yes" (pyproject.toml:6:3)',
         'tool.nogil.modules."pkg.a": expected a boolean (true or false), got integer 1 (pyproject.toml:8:1)',
         'tool.nogil.modules."pkg..b": expected a dotted module name (pkg.mod) or a glob '

@@ -388,7 +388,7 @@ def test_invalid_result_is_refused(declare) -> None:
     assert (result.code, result.text) == (1, before)
     assert result.stderr.splitlines() == [
         "error: tool.nogil.threadsafe: unknown key (did you mean 'thread-safe'?); known keys: thread-safe, modules, "
-        f"check ({Path(result.path)}:2:1)",
+        f"check, audit ({Path(result.path)}:2:1)",
         "nothing was written: [tool.nogil] would still not validate after this edit"]
 
 

@@ -13,6 +13,10 @@
     mode = "nogil"
     allow = { "legacy._c" = "audited: all state behind one lock" }
 
+    [tool.nogil.audit]            # what `nogil-toolkit audit` leaves out
+    ignore = ["allow-threads-serialises"]   # rule ids
+    exclude = ["vendor", "src/legacy/*.c"]  # globs relative to the project directory
+
 Semantics: an exact name beats any pattern; among patterns the most specific (most literal
 characters) wins. A module that neither an override nor ``thread-safe`` covers gets no
 declaration at all: the build leaves it exactly as its sources wrote it, and CPython's own
@@ -45,9 +49,10 @@ else:  # pragma: no cover - exercised on the 3.9/3.10 CI interpreters
     import tomli as tomllib
 
 TABLE = ("tool", "nogil")
-KNOWN_KEYS = ("thread-safe", "modules", "check")
+KNOWN_KEYS = ("thread-safe", "modules", "check", "audit")
 CHECK_KEYS = ("mode", "allow")
 CHECK_MODES = ("gil", "nogil", "unsafe-nogil")
+AUDIT_KEYS = ("ignore", "exclude")
 _GLOB_CHARS = frozenset("*?[")
 _NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -129,6 +134,16 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True)
+class AuditPolicy:
+    """``[tool.nogil.audit]``: the rules and the paths the source audit leaves out."""
+
+    ignore: tuple[str, ...] = ()
+    """Rule ids, each checked against the audit's rule table."""
+    exclude: tuple[str, ...] = ()
+    """``fnmatch`` globs of paths relative to the project directory; a folder covers its contents."""
+
+
+@dataclass(frozen=True)
 class NogilConfig:
     """What a project declared in ``[tool.nogil]``."""
 
@@ -136,6 +151,7 @@ class NogilConfig:
     thread_safe: Optional[bool] = None
     overrides: tuple[ModuleOverride, ...] = field(default_factory=tuple)
     check: CheckPolicy = field(default_factory=CheckPolicy)
+    audit: AuditPolicy = field(default_factory=AuditPolicy)
 
     def declaration_for(self, module: str) -> Optional[GilDeclaration]:
         """The declaration to compile into ``module``; ``None`` leaves the module untouched.
@@ -245,9 +261,44 @@ class _Validator:
             self.problem((*TABLE, "thread-safe"), f"expected a boolean (true or false), got {_describe(thread_safe)}")
         overrides = self.overrides(table.get("modules", {}))
         check = self.check(table.get("check", {}))
+        audit = self.audit(table.get("audit", {}))
         if self.problems:
             raise ConfigError(self.problems)
-        return NogilConfig(self.path, thread_safe, overrides, check)
+        return NogilConfig(self.path, thread_safe, overrides, check, audit)
+
+    def audit(self, table: Any) -> AuditPolicy:
+        # Imported here: the rule table lives with the audit, which itself reads this module.
+        from nogil_toolkit.audit.rules import rule_ids
+
+        keys = (*TABLE, "audit")
+        if not isinstance(table, dict):
+            self.problem(keys, f"expected a table, got {_describe(table)}")
+            return AuditPolicy()
+        for key in table:
+            if key not in AUDIT_KEYS:
+                self.problem((*keys, key), f"unknown key{_did_you_mean(key, AUDIT_KEYS)}; "
+                             f"known keys: {', '.join(AUDIT_KEYS)}")
+        known = rule_ids()
+        ignore = self.strings((*keys, "ignore"), table.get("ignore", []), "rule ids")
+        for rule in ignore:
+            if rule not in known:
+                self.problem((*keys, "ignore"), f'unknown rule "{rule}"{_did_you_mean(rule, known)}; '
+                             f"rules: {', '.join(known)}")
+        exclude = self.strings((*keys, "exclude"), table.get("exclude", []), "path globs")
+        for pattern in exclude:
+            if pattern.startswith("/") or ".." in pattern.split("/") or "\\" in pattern:
+                self.problem((*keys, "exclude"), f'expected a glob relative to the project directory with "/" '
+                             f'separators and no "..", got "{pattern}"')
+        return AuditPolicy(tuple(r for r in ignore if r in known), tuple(exclude))
+
+    def strings(self, keys: tuple[str, ...], value: Any, what: str) -> tuple[str, ...]:
+        """An array of non-empty strings, or a problem at ``keys``."""
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            shown = next((v for v in value if not isinstance(v, str) or not v.strip()), value) \
+                if isinstance(value, list) else value
+            self.problem(keys, f"expected an array of {what} (non-empty strings), got {_describe(shown)}")
+            return ()
+        return tuple(v.strip() for v in value)
 
     def check(self, table: Any) -> CheckPolicy:
         keys = (*TABLE, "check")
