@@ -170,3 +170,9 @@ def test_inplace_parallel_builds_leave_the_extensions_as_written(ft_build_venv: 
                "assert not sys._is_gil_enabled(); print(spine._cpp.greet())"],
               cwd=project / "src", env=clean_env())
     assert out.stdout.strip() == "hello from C++17"
+    # A changed declaration rewrites the shim, which is in each extension's depends: relinked.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("thread-safe = true", "thread-safe = false"))
+    run([ft_build_venv, "-c", INPLACE], cwd=project, env=clean_env())
+    (multi,) = (project / "src" / "spine").glob("_multi.*.so")
+    assert [(m.module, m.declaration) for m in toolkit_markers(multi)] == [("spine._multi", GilDeclaration.USED)]
