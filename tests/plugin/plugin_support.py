@@ -3,7 +3,6 @@ change that declares a project, and what a built extension exports."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -74,8 +73,3 @@ def toolkit_markers(library: Path) -> list[Marker]:
     with library.open("rb") as stream:
         section = ELFFile(stream).get_section_by_name(ELF_SECTION)
         return list(iter_markers(section.data())) if section is not None else []
-
-
-def copy_tree(source: Path, dest: Path) -> Path:
-    shutil.copytree(source, dest)
-    return dest

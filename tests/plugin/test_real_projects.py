@@ -46,7 +46,8 @@ def record_of(wheel: Path) -> dict[str, object]:
 # --- msgpack 1.0.8: python -m build, sdist then wheel from that sdist ----------------------
 
 @pytest.fixture(scope="module")
-def msgpack_build(sdists: dict[str, Path], wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def msgpack_build(sdists: dict[str, Path], wheelhouse: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     python = gil_python(13)
     assert python is not None, "no GIL build of CPython 3.13 on PATH or in pyenv"
     work = tmp_path_factory.mktemp("msgpack")
