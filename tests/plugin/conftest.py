@@ -19,6 +19,8 @@ SDISTS = (
     "MarkupSafe==2.1.5",
     # setup.py only, with its own build_ext subclass that tolerates compile failures.
     "simplejson==3.19.3",
+    # Two extensions sharing two C sources; Py_LIMITED_API, so GIL builds only.
+    "psutil==5.9.8",
 )
 
 

@@ -46,13 +46,22 @@ def record_of(wheel: Path) -> dict[str, object]:
 # --- msgpack 1.0.8: python -m build, sdist then wheel from that sdist ----------------------
 
 @pytest.fixture(scope="module")
-def msgpack_build(sdists: dict[str, Path], wheelhouse: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def gil313_venv(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GIL CPython 3.13 venv with build, setuptools, wheel and the plugin: for projects
+    that cannot build for free-threaded 3.13 whatever the plugin does."""
     python = gil_python(13)
     assert python is not None, "no GIL build of CPython 3.13 on PATH or in pyenv"
+    venv = make_venv(python, tmp_path_factory.mktemp("gil313") / "venv")
+    run([venv, "-m", "pip", "install", "--find-links", wheelhouse, "build==1.6.1", "setuptools>=64", "wheel",
+         "nogil-setuptools"])
+    return venv
+
+
+@pytest.fixture(scope="module")
+def msgpack_build(sdists: dict[str, Path], gil313_venv: Path, wheelhouse: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("msgpack")
-    venv = make_venv(python, work / "venv")
-    run([venv, "-m", "pip", "install", "build==1.6.1"])
+    venv = gil313_venv
     project = unpack(sdists["msgpack==1.0.8"], work / "src")
     declare(project)
     run([venv, "-m", "build", "--outdir", work / "dist", project],
@@ -141,6 +150,30 @@ def test_extensions_sharing_sources(ft_venv: Path, wheelhouse: Path, tmp_path: P
     out = import_strict(ft_venv, "twins._left, twins._right",
                         "print(twins._left.describe(), '|', twins._right.describe())")
     assert out.strip() == "I am left | I am right"
+
+
+def test_psutil_shared_sources_inplace_parallel(sdists: dict[str, Path], gil313_venv: Path, tmp_path: Path) -> None:
+    """psutil's _psutil_linux and _psutil_posix share _psutil_common.c and _psutil_posix.c,
+    built in parallel threads. psutil 5.9.8 defines Py_LIMITED_API whenever ``wheel`` is
+    importable, which free-threaded 3.13 cannot build (the plugin refuses it, see
+    test_build_errors): it is built on the GIL 3.13, where the limited API leaves the shim
+    nothing to declare, but the rename, the hiding and the marker still apply."""
+    project = unpack(sdists["psutil==5.9.8"], tmp_path / "src")
+    declare(project)
+    build = run([gil313_venv, "setup.py", "build_ext", "--inplace", "-j", "2"], cwd=project, env=clean_env())
+    assert "-DPy_LIMITED_API=0x03060000" in build.stdout + build.stderr
+    libraries = {p.name.partition(".")[0]: p for p in (project / "psutil").glob("*.so")}
+    assert sorted(libraries) == ["_psutil_linux", "_psutil_posix"]
+    for name, library in libraries.items():
+        # _psutil_linux also links _psutil_posix.c and so exports its init too, as without the
+        # plugin; the renamed originals are never exported.
+        exported = exported_init_symbols(library)
+        assert f"PyInit_{name}" in exported and not [s for s in exported if "nogil_toolkit" in s], exported
+        assert [m.module for m in toolkit_markers(library)] == [f"psutil.{name}"]
+    out = run([gil313_venv, "-W", "error", "-c",
+               "import psutil; print(psutil.Process().pid == __import__('os').getpid(), psutil.cpu_count() > 0)"],
+              cwd=project, env=clean_env())
+    assert out.stdout.split() == ["True", "True"]
 
 
 # --- build_ext --inplace -j 2, twice: nothing added to the project's extensions ----------------
