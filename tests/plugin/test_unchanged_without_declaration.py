@@ -51,8 +51,9 @@ def has_record(wheel: Path) -> bool:
         return any(n.endswith(f".dist-info/{RECORD_NAME}") for n in archive.namelist())
 
 
-@pytest.mark.parametrize("table", ["", "\n[tool.nogil]\n", "\n[tool.nogil.modules]\n"],
-                         ids=["no-table", "empty-table", "empty-modules"])
+@pytest.mark.parametrize("table", ["", "\n[tool.nogil]\n", "\n[tool.nogil.modules]\n",
+                                   '\n[tool.nogil.check]\nmode = "nogil"\n'],
+                         ids=["no-table", "empty-table", "empty-modules", "check-policy-only"])
 def test_same_compiler_commands_as_plain_setuptools(venv311: Path, wheelhouse: Path, tmp_path: Path,
                                                     table: str) -> None:
     plain, _ = compiler_calls(venv311, wheelhouse, tmp_path, "plain", with_plugin=False, table="")
