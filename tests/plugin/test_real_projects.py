@@ -99,6 +99,7 @@ def test_sdist_carries_no_generated_shim(msgpack_build: dict[str, Path]) -> None
 
 # --- cymem 2.0.8: cythonize() and an own build_ext subclass, pip install -e -------------------
 
+@pytest.mark.freethreaded
 def test_cymem_editable_install_keeps_the_gil_disabled(sdists: dict[str, Path], ft_venv: Path, wheelhouse: Path,
                                                        tmp_path: Path) -> None:
     project = unpack(sdists["cymem==2.0.8"], tmp_path / "src")
@@ -115,6 +116,7 @@ def test_cymem_editable_install_keeps_the_gil_disabled(sdists: dict[str, Path], 
 
 # --- MarkupSafe 2.1.5: setup.py only, declared without touching its build ---------------------
 
+@pytest.mark.freethreaded
 def test_setup_py_only_project_declared_with_the_table_alone(sdists: dict[str, Path], ft_build_venv: Path,
                                                              ft_venv: Path, tmp_path: Path) -> None:
     """No [build-system]: the plugin comes from the build environment (--no-build-isolation),
@@ -133,6 +135,7 @@ def test_setup_py_only_project_declared_with_the_table_alone(sdists: dict[str, P
 
 # --- pybind11 with ParallelCompile ------------------------------------------------------------
 
+@pytest.mark.freethreaded
 def test_pybind11_parallel_compile(ft_venv: Path, wheelhouse: Path, tmp_path: Path) -> None:
     wheel = build_wheel(ft_venv, SAMPLES / "pybind_par", tmp_path, wheelhouse)
     assert record_of(wheel)["modules"] == {"pbpar._core": "not-used"}
@@ -143,6 +146,7 @@ def test_pybind11_parallel_compile(ft_venv: Path, wheelhouse: Path, tmp_path: Pa
 
 # --- several extensions sharing sources --------------------------------------------------------
 
+@pytest.mark.freethreaded
 def test_extensions_sharing_sources(ft_venv: Path, wheelhouse: Path, tmp_path: Path) -> None:
     wheel = build_wheel(ft_venv, SAMPLES / "twins", tmp_path, wheelhouse)
     assert record_of(wheel)["modules"] == {"twins._left": "not-used", "twins._right": "not-used"}
@@ -186,6 +190,7 @@ json.dump({e.name: [e.sources, e.extra_objects, e.define_macros, e.depends] for 
 """
 
 
+@pytest.mark.freethreaded
 def test_inplace_parallel_builds_leave_the_extensions_as_written(ft_build_venv: Path, tmp_path: Path) -> None:
     project = tmp_path / "spine"
     shutil.copytree(SAMPLES / "spine", project)
