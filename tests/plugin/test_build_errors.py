@@ -21,7 +21,7 @@ def failing_build(python: Path, project: Path, wheelhouse: Path) -> str:
     result = run([python, "-m", "pip", "wheel", "--no-deps", "--find-links", wheelhouse, "-w", project / "dist",
                   project], env=clean_env(), check=False)
     assert result.returncode != 0, result.stdout
-    assert not list((project / "dist").glob("*.whl")) if (project / "dist").exists() else True
+    assert not list((project / "dist").glob("*.whl")), "a failed build left a wheel behind"
     return result.stdout + result.stderr
 
 

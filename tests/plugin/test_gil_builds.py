@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from plugin_support import exported_init_symbols, toolkit_markers
 from support import SAMPLES, build_wheel, gil_python, install, make_venv, run
 
 MINORS = (9, 10, 11, 12, 13)
-# 3.11 is the interpreter the issue names; the others are tested where the machine has them.
-REQUIRED = (11,)
 
 CHECK = """
 import sys
@@ -30,20 +29,33 @@ print("ok", sys.version_info[:2])
 @pytest.fixture(scope="module", params=MINORS, ids=lambda m: f"3.{m}")
 def gil_venv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = gil_python(request.param)
-    if python is None:
-        if request.param in REQUIRED:
-            pytest.fail(f"no GIL build of CPython 3.{request.param} found on PATH or in pyenv")
-        pytest.skip(f"no CPython 3.{request.param} on this machine")
+    assert python is not None, f"no GIL build of CPython 3.{request.param} found on PATH or in pyenv"
     return make_venv(python, tmp_path_factory.mktemp(f"gil-3.{request.param}") / "venv")
 
 
-def test_samples_build_and_import_on_gil_builds(gil_venv: Path, wheelhouse: Path,
-                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="module")
+def gil_installed(gil_venv: Path, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = [build_wheel(gil_venv, SAMPLES / name, tmp_path_factory.mktemp(name), wheelhouse)
               for name in ("spine", "explicit_false")]
     assert all("t-" not in w.name.split("-")[3] for w in wheels), [w.name for w in wheels]
     install(gil_venv, *wheels)
-    assert run([gil_venv, "-W", "error", "-c", CHECK]).stdout.startswith("ok")
+    return gil_venv
+
+
+def test_samples_build_and_import_on_gil_builds(gil_installed: Path) -> None:
+    assert run([gil_installed, "-W", "error", "-c", CHECK]).stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("module", ["spine._multi", "spine._single", "spine._cpp", "spine._own",
+                                    "spine.legacy._old", "efalse._claims"])
+def test_renamed_init_is_hidden_on_gil_builds(gil_installed: Path, module: str) -> None:
+    """Only the real PyInit_<name> is exported, whatever the interpreter: the renamed
+    original stays local to the library."""
+    package, _, name = module.rpartition(".")
+    site = next(gil_installed.parent.parent.glob("lib/python*/site-packages"))
+    (library,) = (site / package.replace(".", "/")).glob(f"{name}.cpython-*.so")
+    assert exported_init_symbols(library) == {f"PyInit_{name}"}
+    assert [m.module for m in toolkit_markers(library)] == [module]
 
 
 def test_cython_sample_on_311(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -8,13 +8,12 @@ which the plugin has to wrap rather than replace."""
 
 from __future__ import annotations
 
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from support import build_wheel, import_strict, install, make_venv, probe_import, run
+from plugin_support import declare, unpack
+from support import build_wheel, import_strict, install, make_venv, probe_import
 
 pytestmark = pytest.mark.freethreaded
 
@@ -26,48 +25,38 @@ PACKAGES = {
                            "import simplejson; assert simplejson._import_c_make_encoder() is not None\n"
                            "assert simplejson.dumps({'a': [1, 2]}) == '{\"a\": [1, 2]}'"),
 }
-PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=64", "nogil-setuptools"]
-build-backend = "setuptools.build_meta"
-"""
 
 
 @pytest.fixture(scope="module")
-def sdists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("sdists")
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", out, *PACKAGES])
+def sources(sdists: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     found = {}
     for requirement in PACKAGES:
-        name, _, version = requirement.partition("==")
-        (archive,) = out.glob(f"{name}-{version}.tar.gz")
-        with tarfile.open(archive) as tar:
-            tar.extractall(out, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-        found[requirement] = out / f"{name}-{version}"
+        found[requirement] = unpack(sdists[requirement], tmp_path_factory.mktemp(requirement.partition("==")[0]))
         assert not (found[requirement] / "pyproject.toml").exists(), "the test assumes no pyproject.toml"
     return found
 
 
 def build_variant(ft_python: str, source: Path, wheelhouse: Path, tmp_path: Path, table: str) -> Path:
-    (source / "pyproject.toml").write_text(PYPROJECT + table)
+    (source / "pyproject.toml").unlink(missing_ok=True)
+    declare(source, table)
     venv = make_venv(ft_python, tmp_path / "venv")
     install(venv, build_wheel(venv, source, tmp_path, wheelhouse))
     return venv
 
 
 @pytest.mark.parametrize("requirement", list(PACKAGES))
-def test_declared_with_pyproject_only(requirement: str, sdists: dict[str, Path], ft_python: str,
+def test_declared_with_pyproject_only(requirement: str, sources: dict[str, Path], ft_python: str,
                                       wheelhouse: Path, tmp_path: Path) -> None:
     module, code = PACKAGES[requirement]
-    venv = build_variant(ft_python, sdists[requirement], wheelhouse, tmp_path, "\n[tool.nogil]\nthread-safe = true\n")
+    venv = build_variant(ft_python, sources[requirement], wheelhouse, tmp_path, "[tool.nogil]\nthread-safe = true\n")
     import_strict(venv, module, code)
 
 
 @pytest.mark.parametrize("requirement", list(PACKAGES))
-def test_without_the_declaration_the_same_package_enables_the_gil(requirement: str, sdists: dict[str, Path],
+def test_without_the_declaration_the_same_package_enables_the_gil(requirement: str, sources: dict[str, Path],
                                                                   ft_python: str, wheelhouse: Path,
                                                                   tmp_path: Path) -> None:
     module, _ = PACKAGES[requirement]
-    venv = build_variant(ft_python, sdists[requirement], wheelhouse, tmp_path, "")
+    venv = build_variant(ft_python, sources[requirement], wheelhouse, tmp_path, "")
     probe = probe_import(venv, module)
     assert probe.gil_enabled and any(module in w for w in probe.gil_warnings)

@@ -4,8 +4,9 @@ Activation is by entry point (``setuptools.finalize_distribution_options``), as
 setuptools-scm and setuptools-rust do: listing ``nogil-setuptools`` in
 ``[build-system].requires`` is the whole integration, with no ``setup.py`` edit.
 
-Without a ``[tool.nogil]`` table this module returns at once and setuptools runs exactly as
-it would without the plugin.
+Without a declaration (no ``[tool.nogil]`` table, an empty one, or one holding only the
+environment check's policy) this module returns at once and setuptools runs exactly as it
+would without the plugin: same compiler commands, no record in the wheel.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def finalize_distribution_options(dist: Distribution) -> None:
         config = load_config(project)
     except ConfigError as exc:
         # setup() turns SetupError into "error in <name> setup command: ..." and exit 1.
-        raise SetupError(f"invalid [tool.nogil] configuration:\n{exc}") from None
-    if config is None:
+        raise SetupError(str(exc)) from None
+    if config is None or (config.thread_safe is None and not config.overrides):
         return
     dist.get_command_class = _declaring_command_class(dist.get_command_class, config)  # type: ignore[method-assign]
 

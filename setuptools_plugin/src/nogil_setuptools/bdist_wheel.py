@@ -32,7 +32,7 @@ def recording_bdist_wheel(base: type, config: NogilConfig) -> type:
 
         def write_wheelfile(self, wheelfile_base: str, *args: Any, **kwargs: Any) -> None:
             super().write_wheelfile(wheelfile_base, *args, **kwargs)
-            record = _record(self.distribution, self.nogil_config)
+            record = _record(self.distribution, self.nogil_config, self.skip_build)
             if record is not None:
                 with open(os.path.join(wheelfile_base, RECORD_NAME), "w", encoding="utf-8", newline="\n") as out:
                     out.write(record.to_text())
@@ -41,14 +41,18 @@ def recording_bdist_wheel(base: type, config: NogilConfig) -> type:
     return bdist_wheel
 
 
-def _record(distribution: Any, config: NogilConfig) -> DeclarationRecord | None:
+def _record(distribution: Any, config: NogilConfig, skip_build: bool) -> DeclarationRecord | None:
+    """What the wheel's modules declare; ``None`` (no record) when none declares anything,
+    as for a project without ``[tool.nogil]``: an empty record would claim a declaration
+    that nothing in the wheel carries."""
     extensions = distribution.ext_modules or []
-    if not extensions:
-        return None
-    declared = dict(getattr(distribution.get_command_obj("build_ext"), "nogil_declared", {}))
-    if not declared:
-        # --skip-build: nothing was compiled in this process; the same rules decide.
+    if skip_build:
+        # Nothing was compiled in this process; the same rules decide.
         declared = {e.name: d for e in extensions if (d := config.declaration_for(e.name)) is not None}
+    else:
+        declared = dict(getattr(distribution.get_command_obj("build_ext"), "nogil_declared", {}))
+    if not declared:
+        return None
     return DeclarationRecord(declared, config.thread_safe)
 
 
@@ -58,7 +62,7 @@ def _refuse_abi3_on_free_threaded(py_limited_api: Any) -> None:
     if py_limited_api and sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info < (3, 15):
         version = f"{sys.version_info[0]}{sys.version_info[1]}"
         raise SetupError(
-            f"nogil: bdist_wheel --py-limited-api={py_limited_api} asks for an abi3 wheel, but free-threaded "
+            f"bdist_wheel --py-limited-api={py_limited_api} asks for an abi3 wheel, but free-threaded "
             f"CPython {sys.version_info[0]}.{sys.version_info[1]} cannot load abi3 modules (abi3t arrives in "
             f"3.15, PEP 803). Build this interpreter's wheel without the option: it will be tagged "
             f"cp{version}-cp{version}t.")

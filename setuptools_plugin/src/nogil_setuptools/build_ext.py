@@ -1,15 +1,23 @@
 """A ``build_ext`` that compiles each extension's GIL declaration into its module init.
 
-For each extension with a declaration it adds the generated shim (see
-``nogil_toolkit.shim``) to the sources, renames the original ``PyInit_<name>`` with a macro,
-and passes the declaration on to Cython's generated C. The extension object is restored
-after its build, so repeated builds (``build_ext --inplace`` then ``bdist_wheel``) never
-stack shims.
+For each extension with a declaration it renames the original ``PyInit_<name>`` with a
+macro, passes the declaration on to Cython's generated C, and links in the generated shim
+(see ``nogil_toolkit.shim``) that defines the real ``PyInit_<name>``.
+
+The shim never appears in ``ext.sources``: projects' own ``build_ext`` subclasses walk the
+sources (msgpack derives a ``.pyx`` name from each one, others cythonize on demand or set
+per-file flags), and a file they did not write breaks them. It is compiled here, with the
+same compiler object and the extension's own macros, include dirs and compile arguments,
+and handed to the link step as an object in ``ext.extra_objects``. Every attribute changed
+on the extension is restored after its build, so repeated builds (``build_ext --inplace``
+then ``bdist_wheel``) never stack shims, and extensions built in parallel (``-j``) never
+share state: each thread works on its own extension.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -20,6 +28,11 @@ from setuptools.errors import SetupError
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+
+try:
+    from setuptools.modified import newer_group
+except ImportError:  # pragma: no cover - setuptools < 69, which still has the old module
+    from setuptools._distutils.dep_util import newer_group
 
 LIMITED_API_MACRO = "Py_LIMITED_API"
 
@@ -49,22 +62,52 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
                 super().build_extension(ext)
                 return
             plan = ShimPlan(ext.name, declaration)
-            shim = write_shim(plan, Path(self.build_temp) / "nogil-shims", is_cplusplus(ext.sources, ext.language))
-            saved = (ext.sources, ext.define_macros, ext.extra_link_args)
-            ext.sources = [*ext.sources, str(shim)]
-            ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
-            if sys.platform == "darwin":
-                # ld64 does not take visibility from a hidden reference, as ELF linkers do.
-                ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
+            saved = (ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends)
             try:
+                ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
+                shim_object, shim_source = _compile_shim(self, ext, plan)
+                ext.extra_objects = [*(ext.extra_objects or []), shim_object]
+                # A changed declaration rewrites the shim source: the module must be relinked.
+                ext.depends = [*(ext.depends or []), shim_source]
+                if sys.platform == "darwin":
+                    # ld64 does not take visibility from a hidden reference, as ELF linkers do.
+                    ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
                 super().build_extension(ext)
             finally:
-                ext.sources, ext.define_macros, ext.extra_link_args = saved
+                ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends = saved
             self.nogil_declared[ext.name] = declaration
             self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
 
     build_ext.__qualname__ = f"nogil_setuptools.build_ext[{base.__module__}.{base.__qualname__}]"
     return build_ext
+
+
+def _compile_shim(command: Any, ext: Any, plan: ShimPlan) -> tuple[str, str]:
+    """Write and compile the shim of ``ext``; return its object file and its source.
+
+    It is compiled as distutils compiles the extension's own sources: ``command.compiler``
+    (whatever a project or pybind11's ``ParallelCompile`` made of it; it knows the object
+    suffix and how to spell a macro, ``-D`` or ``/D``), the extension's macros with the
+    rename, its include dirs and its ``extra_compile_args``, which carry a C++ standard for
+    C++ extensions (hence a C++ shim there). Each extension gets its own object, named after
+    the module, so extensions sharing sources never share a shim."""
+    shim = write_shim(plan, Path(command.build_temp) / "nogil-shims", is_cplusplus(ext.sources, ext.language))
+    (shim_object,) = command.compiler.object_filenames([str(shim)], output_dir=command.build_temp)
+    if not command.force and os.path.exists(shim_object) and not _extension_outdated(command, ext, str(shim)):
+        return shim_object, str(shim)
+    macros = [*ext.define_macros, *((name,) for name in ext.undef_macros)]
+    (shim_object,) = command.compiler.compile(
+        [str(shim)], output_dir=command.build_temp, macros=macros, include_dirs=ext.include_dirs,
+        debug=command.debug, extra_postargs=ext.extra_compile_args or [], depends=ext.depends)
+    return shim_object, str(shim)
+
+
+def _extension_outdated(command: Any, ext: Any, shim: str) -> bool:
+    """distutils' own up-to-date test (a source missing yet, such as C that a project's
+    ``build_extension`` generates, counts as newer): recompile the shim when the module will
+    be relinked, and not on every no-op rebuild."""
+    sources = [*ext.sources, *(ext.depends or []), shim]
+    return bool(newer_group(sources, command.get_ext_fullpath(ext.name), missing="newer"))
 
 
 def _check_extensions(config: NogilConfig, extensions: list[Any]) -> None:
@@ -84,7 +127,7 @@ def _check_extensions(config: NogilConfig, extensions: list[Any]) -> None:
                     f"Define {LIMITED_API_MACRO} only when sysconfig.get_config_var('Py_GIL_DISABLED') is "
                     f"false, so this interpreter builds a version-specific cp{version.replace('.', '')}t module.")
     if problems:
-        raise SetupError("nogil: " + "\n".join(problems))
+        raise SetupError("\n".join(problems))
 
 
 def _defines_limited_api(ext: Any) -> bool:

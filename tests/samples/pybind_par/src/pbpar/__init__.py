@@ -1,0 +1,3 @@
+from pbpar._core import add, scaled
+
+__all__ = ["add", "scaled"]
