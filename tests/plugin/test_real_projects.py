@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from nogil_toolkit.declaration import GilDeclaration
-from nogil_toolkit.wheel_record import RECORD_NAME
+from nogil_toolkit.wheel.record import RECORD_NAME
 from plugin_support import declare, exported_init_symbols, toolkit_markers, unpack
 from support import SAMPLES, build_wheel, clean_env, gil_python, import_strict, install, make_venv, run
 

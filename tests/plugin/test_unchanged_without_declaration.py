@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nogil_toolkit.wheel_record import RECORD_NAME
+from nogil_toolkit.wheel.record import RECORD_NAME
 from support import SAMPLES, build_wheel, clean_env, make_venv
 
 WRAPPER = """#!/bin/sh
