@@ -136,9 +136,11 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     unowned = sum(1 for m in good if not m.file.distribution)
     where = (f"({len(good) - unowned} in {plural(len(dists), 'distribution')}, {unowned} owned by none)" if unowned
              else f"in {plural(len(dists), 'distribution')}")
+    probed = sum(1 for m in good if m.decided_by_probe)
+    settled = f", {probed} of them settled by an import probe" if probed else ""
     out()
     out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
-        "declare they run without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
+        f"declare they run without the GIL{settled}" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
