@@ -8,15 +8,16 @@ imported or run.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 _SKIPPED_DIRS = ("__pycache__",)
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
@@ -119,6 +120,8 @@ def _owners(folders: list[str]) -> dict[str, Distribution]:
     RECORD is scanned as text: building a path object for each of its lines (what
     ``Distribution.files`` does) costs more than the rest of the scan together, and only the
     few lines naming extension files matter. Metadata is parsed only for their owners."""
+    from importlib import metadata  # costs more to import than the rest of a cached check
+
     owners: dict[str, Distribution] = {}
     for dist in metadata.distributions(path=folders):
         record = dist.read_text("RECORD")
@@ -219,6 +222,8 @@ def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]
     match = re.match(r"import\s+(__editable___[A-Za-z0-9_]+_finder)\b", line)
     if not match:
         return
+    import ast  # only editable installs need it
+
     finder = os.path.join(folder, match.group(1) + ".py")
     try:
         with open(finder, encoding="utf-8") as stream:

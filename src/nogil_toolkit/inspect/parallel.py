@@ -8,7 +8,6 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
@@ -22,6 +21,8 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes."""
     total = len(paths)
+    import multiprocessing  # a cached or single-file check never forks: not worth importing up front
+
     if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         try:
             with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
