@@ -21,20 +21,22 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes."""
     total = len(paths)
-    import multiprocessing  # a cached or single-file check never forks: not worth importing up front
+    if jobs > 1 and total >= PARALLEL_THRESHOLD:
+        # Imported only for a batch worth a pool: a cached or one-file check never pays for it.
+        import multiprocessing
 
-    if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
-        try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
-                results = []
-                chunk = max(1, total // (jobs * 8))
-                for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
-                    results.append(result)
-                    if progress and done % 25 == 0:
-                        progress(done, total)
-                return results
-        except OSError:
-            pass  # no fork today (process limits): the serial path gives the same answers
+        if "fork" in multiprocessing.get_all_start_methods():
+            try:
+                with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
+                    results = []
+                    chunk = max(1, total // (jobs * 8))
+                    for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
+                        results.append(result)
+                        if progress and done % 25 == 0:
+                            progress(done, total)
+                    return results
+            except OSError:
+                pass  # no fork today (process limits): the serial path gives the same answers
     results = []
     for done, path in enumerate(paths, start=1):
         results.append(inspect_binary(path))
