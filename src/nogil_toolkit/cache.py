@@ -1,12 +1,13 @@
 """Remember verdicts by file identity, so a re-check of an unchanged environment reads no binary.
 
 One JSON file per target interpreter under the cache directory, shared by ``nogil-check-env``
-and the runtime guard. An entry holds a file's static inspection and, once a conclusive
-import probe was run, the probe's answer; it is valid while the file's path, size, mtime and
-inode are unchanged. The target's facts and which distribution owns which file are kept
-too, each with the identity of what it was read from. The whole cache is dropped when the toolkit's version changes
-(inspection rules may have changed with it). Writes are atomic: a crashed or concurrent run
-leaves either the old cache or the new one, never half of one.
+and the import guard (:mod:`nogil_toolkit.guard`), both through :mod:`nogil_toolkit.check_env`.
+An entry holds a file's static inspection and, once a conclusive import probe was run, the
+probe's answer; it is valid while the file's path, size, mtime and inode are unchanged. The
+target's facts, the environment's scan and which distribution owns which file are kept too,
+each with the identity of what it was read from. The whole cache is dropped when the
+toolkit's version changes (inspection rules may have changed with it). Writes are atomic: a
+crashed or concurrent run leaves either the old cache or the new one, never half of one.
 """
 
 from __future__ import annotations

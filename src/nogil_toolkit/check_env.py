@@ -8,8 +8,8 @@ Two entry points, one mechanism and one cache:
     forked workers when there are many, in this process for a few); optionally the
     undecided ones (or all) are probed, one fresh subprocess of the target each, and the
     conclusive answers are cached with the file's identity. It keeps no state of its own,
-    so a caller holding one lock around a call (the runtime guard, for one file at import
-    time) needs nothing more. ``nogil-check-env`` and the guard both go through it, so
+    so a caller holding one lock around a call (:mod:`nogil_toolkit.guard`, for one file at
+    import time) needs nothing more. ``nogil-check-env`` and the guard both go through it, so
     what one learns the other reuses.
 
 :func:`check_environment`

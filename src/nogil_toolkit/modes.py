@@ -1,5 +1,5 @@
 """The three modes and the check's exit codes: names shared by ``nogil-check-env``, the
-runtime guard and :mod:`nogil_toolkit.check`.
+import guard (:mod:`nogil_toolkit.guard`) and :mod:`nogil_toolkit.check`.
 
 Apart from :mod:`nogil_toolkit.check` so that code needing only these names (argument
 parsing, ``--version``, a guard deciding at startup whether it has anything to do) imports

@@ -75,5 +75,5 @@ def extension_file_from_json(data: list[Any]) -> ExtensionFile:
     """Raises ValueError, TypeError or IndexError on data of another shape."""
     path, module, abi, dist, shadowed_by = data
     basename, suffix, built_for, free_threaded, status, reason = abi
-    return ExtensionFile(path, module, ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus(status), reason),
-                         Distribution(*dist) if dist else None, shadowed_by)
+    name = ExtensionName(basename, suffix, built_for, free_threaded, AbiStatus(status), reason)
+    return ExtensionFile(path, module, name, Distribution(*dist) if dist else None, shadowed_by)

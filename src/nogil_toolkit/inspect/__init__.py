@@ -3,7 +3,8 @@
 The inspector reads a shared library (ELF, PE or Mach-O) without loading it and answers
 with a :class:`ModuleInspection`: a :class:`Verdict`, the :class:`Evidence` behind it
 (strongest first) and, for ``UNKNOWN``, a reason. Every other part of the toolkit (the
-environment check, the wheel tools, the runtime guard) builds on these two functions::
+environment check, the wheel tools, the import guard of :mod:`nogil_toolkit.guard`) builds on
+these functions::
 
     from nogil_toolkit.inspect import inspect_binary, Verdict
     report = inspect_binary("pkg/_speedups.cpython-313t-x86_64-linux-gnu.so")
