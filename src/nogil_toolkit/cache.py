@@ -53,7 +53,11 @@ class CachedVerdict:
 
 
 class CheckCache:
-    """Verdicts and target facts for one target interpreter."""
+    """Verdicts and target facts for one target interpreter.
+
+    Several processes may use one cache at once (a check and applications under the import
+    guard): :meth:`save` merges what this object changed into the file as it is then, so
+    that one process does not throw away what another one learnt meanwhile."""
 
     def __init__(self, directory: Path, target_key: str) -> None:
         # Any short digest will do: nothing in the file is trusted for another target (facts
@@ -62,13 +66,21 @@ class CheckCache:
         self.path = directory / f"check-env-{zlib.crc32(target_key.encode()):08x}.json"
         self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "owners": None,
                                       "scan": None, "files": {}}
-        self._dirty = False
+        self._changed: set[str] = set()
+        """Top-level keys set, and ``files/<path>`` for file entries stored or forgotten."""
+        loaded = self._read()
+        if loaded is not None:
+            self._data = loaded
+
+    def _read(self) -> Optional[dict[str, Any]]:
         try:
             loaded = json.loads(self.path.read_text("utf-8"))
         except (OSError, ValueError):
-            return
-        if isinstance(loaded, dict) and loaded.get("format") == FORMAT and loaded.get("toolkit") == __version__:
-            self._data = loaded
+            return None
+        if isinstance(loaded, dict) and loaded.get("format") == FORMAT and loaded.get("toolkit") == __version__ \
+                and isinstance(loaded.get("files"), dict):
+            return loaded
+        return None
 
     def target_facts(self, identity: list[Any]) -> Optional[dict[str, Any]]:
         entry = self._data.get("target")
@@ -76,7 +88,7 @@ class CheckCache:
 
     def store_target_facts(self, identity: list[Any], facts: dict[str, Any]) -> None:
         self._data["target"] = {"identity": identity, "facts": facts}
-        self._dirty = True
+        self._changed.add("target")
 
     def owners(self, stamp: list[Any]) -> Optional[dict[str, Distribution]]:
         """The owners of extension files read when the site folders had this ``stamp``."""
@@ -92,7 +104,7 @@ class CheckCache:
 
     def store_owners(self, stamp: list[Any], owners: dict[str, Distribution]) -> None:
         self._data["owners"] = {"stamp": stamp, "owners": {p: [d.name, d.version] for p, d in owners.items()}}
-        self._dirty = True
+        self._changed.add("owners")
 
     def scan(self, key: Any) -> Optional[tuple[list[Any], list[ExtensionFile]]]:
         """The stamps (``[path, mtime_ns or None]``) and the files of the scan stored under
@@ -107,7 +119,7 @@ class CheckCache:
 
     def store_scan(self, key: Any, stamps: list[Any], files: list[ExtensionFile]) -> None:
         self._data["scan"] = {"key": key, "stamps": stamps, "files": [extension_file_to_json(f) for f in files]}
-        self._dirty = True
+        self._changed.add("scan")
 
     def lookup(self, path: str, stat: os.stat_result) -> Optional[CachedVerdict]:
         entry = self._data["files"].get(path)
@@ -122,7 +134,7 @@ class CheckCache:
     def store(self, path: str, stat: os.stat_result, inspection: ModuleInspection) -> None:
         """A fresh inspection replaces the whole entry: a probe of an older file is forgotten."""
         self._data["files"][path] = [file_identity(stat), inspection_to_json(inspection)]
-        self._dirty = True
+        self._changed.add(f"files/{path}")
 
     def store_probe(self, path: str, stat: os.stat_result, probe: ProbeResult) -> None:
         """Add a probe's answer to the entry of the same file (ignored if the file changed)."""
@@ -130,19 +142,31 @@ class CheckCache:
         if entry is None or entry[0] != file_identity(stat):
             return
         self._data["files"][path] = [entry[0], entry[1], probe_to_json(probe)]
-        self._dirty = True
+        self._changed.add(f"files/{path}")
 
     def forget_missing(self, present: set[str]) -> None:
         """Drop entries of files no longer in the environment, so the cache does not grow forever."""
         stale = [p for p in self._data["files"] if p not in present]
         for path in stale:
             del self._data["files"][path]
-        self._dirty = self._dirty or bool(stale)
+            self._changed.add(f"files/{path}")
 
     def save(self) -> None:
         """Best effort: a read-only cache directory must never fail the check."""
-        if not self._dirty:
+        if not self._changed:
             return
+        current = self._read()
+        if current is not None:  # someone else saved since we read: keep what they added
+            for key in self._changed:
+                if key.startswith("files/"):
+                    path = key[len("files/"):]
+                    if path in self._data["files"]:
+                        current["files"][path] = self._data["files"][path]
+                    else:
+                        current["files"].pop(path, None)
+                else:
+                    current[key] = self._data[key]
+            self._data = current
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
@@ -156,4 +180,4 @@ class CheckCache:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             return
-        self._dirty = False
+        self._changed.clear()
