@@ -166,9 +166,10 @@ def resolve_modules(files: Sequence[ModuleFile], cache: Optional[CheckCache], *,
 
     cached_probes = set(probes)
     if probe is not None:
-        wanted = [f for f in files if f.path not in probes and needs_probe(f, inspections.get(f.path), probe.which)]
+        wanted = {f.path: f for f in files
+                  if f.path not in probes and needs_probe(f, inspections.get(f.path), probe.which)}
         if wanted:
-            ran = probe_modules(probe.python, wanted, probe.extra_paths, probe.timeout, jobs,
+            ran = probe_modules(probe.python, wanted.values(), probe.extra_paths, probe.timeout, jobs,
                                 progress=_counter(progress, "probing"))
             counts.probed += len(ran)
             probes.update(ran)

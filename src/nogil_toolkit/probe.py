@@ -19,10 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
-
-if TYPE_CHECKING:
-    from nogil_toolkit.environment import ExtensionFile
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 # Loads the file directly, so that a package's __init__ runs only if the module itself
 # imports it. The verdict is taken once the module is created (its declaration acted on) and
@@ -59,6 +56,16 @@ with warnings.catch_warnings(record=True) as caught:
 print("\n" + TAG + json.dumps({"exec_error": exec_error}), flush=True)
 """
 _TAG = "nogil-toolkit-probe:"
+
+
+class ProbedFile(Protocol):
+    """What the probe needs to know about a file (an ``ExtensionFile`` has it)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def module(self) -> Optional[str]: ...
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ class ProbeResult:
         return f"inconclusive: {self.blamed or 'another module'} re-enabled the GIL first"
 
 
-def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
+def probe_module(python: str, file: ProbedFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
     """Load ``file`` as ``file.module`` alone in a fresh ``python``; never raises."""
     import subprocess  # only probing runs processes: a cached check never pays for the import
 
@@ -128,7 +135,7 @@ def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = 
     return ProbeResult(data["gil"], data["blamed"], data["error"], name, exec_error)
 
 
-def probe_modules(python: str, files: Iterable[ExtensionFile], extra_paths: Sequence[str] = (),
+def probe_modules(python: str, files: Iterable[ProbedFile], extra_paths: Sequence[str] = (),
                   timeout: float = 30, jobs: int = 4,
                   progress: Optional[Callable[[int, int], None]] = None) -> dict[str, ProbeResult]:
     """Probe each file, ``jobs`` at a time; results keyed by file path."""
