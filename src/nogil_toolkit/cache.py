@@ -1,7 +1,11 @@
 """Remember verdicts by file identity, so a re-check of an unchanged environment reads no binary.
 
-One JSON file per target interpreter under the cache directory. An entry is valid while the
-file's path, size, mtime and inode are unchanged; the whole cache is dropped when the
+One JSON file per target interpreter under the cache directory, shared by ``nogil-check-env``
+and the import guard (:mod:`nogil_toolkit.guard`), both through :mod:`nogil_toolkit.check_env`.
+An entry holds a file's static inspection and, once a conclusive import probe was run, the
+probe's answer; it is valid while the file's path, size, mtime and inode are unchanged. The
+target's facts, the environment's scan and which distribution owns which file are kept too,
+each with the identity of what it was read from. The whole cache is dropped when the
 toolkit's version changes (inspection rules may have changed with it). Writes are atomic: a
 crashed or concurrent run leaves either the old cache or the new one, never half of one.
 """
@@ -9,16 +13,20 @@ crashed or concurrent run leaves either the old cache or the new one, never half
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from nogil_toolkit import __version__
-from nogil_toolkit.inspect import ModuleInspection
-from nogil_toolkit.serialize import inspection_from_json, inspection_to_json
+from nogil_toolkit.environment import Distribution, ExtensionFile
+from nogil_toolkit.inspect.verdict import ModuleInspection
+from nogil_toolkit.probe import ProbeResult
+from nogil_toolkit.serialize import (extension_file_from_json, extension_file_to_json, inspection_from_json,
+                                     inspection_to_json, probe_from_json, probe_to_json)
 
 FORMAT = 1
 
@@ -35,20 +43,44 @@ def file_identity(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
+@dataclass(frozen=True)
+class CachedVerdict:
+    """What is remembered about one unchanged file."""
+
+    inspection: ModuleInspection
+    probe: Optional[ProbeResult]
+    """A conclusive import probe of the file, if one was run."""
+
+
 class CheckCache:
-    """Verdicts and target facts for one target interpreter."""
+    """Verdicts and target facts for one target interpreter.
+
+    Several processes may use one cache at once (a check and applications under the import
+    guard): :meth:`save` merges what this object changed into the file as it is then, so
+    that one process does not throw away what another one learnt meanwhile."""
 
     def __init__(self, directory: Path, target_key: str) -> None:
-        digest = hashlib.sha256(target_key.encode()).hexdigest()[:16]
-        self.path = directory / f"check-env-{digest}.json"
-        self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "files": {}}
-        self._dirty = False
+        # Any short digest will do: nothing in the file is trusted for another target (facts
+        # and scans carry their own key, verdicts belong to files), so a collision only
+        # costs re-reading. zlib is loaded at startup anyway; hashlib would load OpenSSL.
+        self.path = directory / f"check-env-{zlib.crc32(target_key.encode()):08x}.json"
+        self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "owners": None,
+                                      "scan": None, "files": {}}
+        self._changed: set[str] = set()
+        """Top-level keys set, and ``files/<path>`` for file entries stored or forgotten."""
+        loaded = self._read()
+        if loaded is not None:
+            self._data = loaded
+
+    def _read(self) -> Optional[dict[str, Any]]:
         try:
             loaded = json.loads(self.path.read_text("utf-8"))
         except (OSError, ValueError):
-            return
-        if isinstance(loaded, dict) and loaded.get("format") == FORMAT and loaded.get("toolkit") == __version__:
-            self._data = loaded
+            return None
+        if isinstance(loaded, dict) and loaded.get("format") == FORMAT and loaded.get("toolkit") == __version__ \
+                and isinstance(loaded.get("files"), dict):
+            return loaded
+        return None
 
     def target_facts(self, identity: list[Any]) -> Optional[dict[str, Any]]:
         entry = self._data.get("target")
@@ -56,32 +88,85 @@ class CheckCache:
 
     def store_target_facts(self, identity: list[Any], facts: dict[str, Any]) -> None:
         self._data["target"] = {"identity": identity, "facts": facts}
-        self._dirty = True
+        self._changed.add("target")
 
-    def lookup(self, path: str, stat: os.stat_result) -> Optional[ModuleInspection]:
+    def owners(self, stamp: list[Any]) -> Optional[dict[str, Distribution]]:
+        """The owners of extension files read when the site folders had this ``stamp``."""
+        entry = self._data.get("owners")
+        if not entry or entry.get("stamp") != stamp:
+            return None
+        try:
+            distributions: dict[tuple[str, str], Distribution] = {}
+            return {path: distributions.setdefault((name, version), Distribution(name, version))
+                    for path, (name, version) in entry["owners"].items()}
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+
+    def store_owners(self, stamp: list[Any], owners: dict[str, Distribution]) -> None:
+        self._data["owners"] = {"stamp": stamp, "owners": {p: [d.name, d.version] for p, d in owners.items()}}
+        self._changed.add("owners")
+
+    def scan(self, key: Any) -> Optional[tuple[list[Any], list[ExtensionFile]]]:
+        """The stamps (``[path, mtime_ns or None]``) and the files of the scan stored under
+        ``key``; the caller checks the stamps."""
+        entry = self._data.get("scan")
+        if not entry or entry.get("key") != key:
+            return None
+        try:
+            return entry["stamps"], [extension_file_from_json(f) for f in entry["files"]]
+        except (KeyError, ValueError, TypeError, IndexError):
+            return None
+
+    def store_scan(self, key: Any, stamps: list[Any], files: list[ExtensionFile]) -> None:
+        self._data["scan"] = {"key": key, "stamps": stamps, "files": [extension_file_to_json(f) for f in files]}
+        self._changed.add("scan")
+
+    def lookup(self, path: str, stat: os.stat_result) -> Optional[CachedVerdict]:
         entry = self._data["files"].get(path)
         if entry is None or entry[0] != file_identity(stat):
             return None
         try:
-            return inspection_from_json(path, entry[1])
-        except (KeyError, ValueError, TypeError):
+            probe = probe_from_json(entry[2]) if len(entry) > 2 else None
+            return CachedVerdict(inspection_from_json(path, entry[1]), probe)
+        except (KeyError, ValueError, TypeError, IndexError):
             return None
 
     def store(self, path: str, stat: os.stat_result, inspection: ModuleInspection) -> None:
+        """A fresh inspection replaces the whole entry: a probe of an older file is forgotten."""
         self._data["files"][path] = [file_identity(stat), inspection_to_json(inspection)]
-        self._dirty = True
+        self._changed.add(f"files/{path}")
+
+    def store_probe(self, path: str, stat: os.stat_result, probe: ProbeResult) -> None:
+        """Add a probe's answer to the entry of the same file (ignored if the file changed)."""
+        entry = self._data["files"].get(path)
+        if entry is None or entry[0] != file_identity(stat):
+            return
+        self._data["files"][path] = [entry[0], entry[1], probe_to_json(probe)]
+        self._changed.add(f"files/{path}")
 
     def forget_missing(self, present: set[str]) -> None:
         """Drop entries of files no longer in the environment, so the cache does not grow forever."""
         stale = [p for p in self._data["files"] if p not in present]
         for path in stale:
             del self._data["files"][path]
-        self._dirty = self._dirty or bool(stale)
+            self._changed.add(f"files/{path}")
 
     def save(self) -> None:
         """Best effort: a read-only cache directory must never fail the check."""
-        if not self._dirty:
+        if not self._changed:
             return
+        current = self._read()
+        if current is not None:  # someone else saved since we read: keep what they added
+            for key in self._changed:
+                if key.startswith("files/"):
+                    path = key[len("files/"):]
+                    if path in self._data["files"]:
+                        current["files"][path] = self._data["files"][path]
+                    else:
+                        current["files"].pop(path, None)
+                else:
+                    current[key] = self._data[key]
+            self._data = current
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
@@ -95,4 +180,4 @@ class CheckCache:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             return
-        self._dirty = False
+        self._changed.clear()

@@ -8,14 +8,10 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 
 from __future__ import annotations
 
-import multiprocessing
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
 from nogil_toolkit.inspect.verdict import ModuleInspection
-
-if TYPE_CHECKING:
-    from multiprocessing.pool import Pool
 
 PARALLEL_THRESHOLD = 64
 """Below this many files the pool's start-up costs more than it saves."""
@@ -30,21 +26,24 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
     """
     total = len(paths)
     items = list(zip(paths, modules if modules is not None else [None] * total))
-    pool: Optional[Pool] = None
-    if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
-        try:
-            pool = multiprocessing.get_context("fork").Pool(min(jobs, total))
-        except OSError:
-            pass  # no fork today (process limits): the serial path gives the same answers
-    if pool is not None:
-        with pool:
-            results = []
-            chunk = max(1, total // (jobs * 8))
-            for done, result in enumerate(pool.imap(_inspect_item, items, chunksize=chunk), start=1):
-                results.append(result)
-                if progress and done % 25 == 0:
-                    progress(done, total)
-            return results
+    if jobs > 1 and total >= PARALLEL_THRESHOLD:
+        # Imported only for a batch worth a pool: a cached or one-file check never pays for it.
+        import multiprocessing
+
+        if "fork" in multiprocessing.get_all_start_methods():
+            try:
+                pool = multiprocessing.get_context("fork").Pool(min(jobs, total))
+            except OSError:
+                pool = None  # no fork today (process limits): the serial path gives the same answers
+            if pool is not None:
+                with pool:
+                    results = []
+                    chunk = max(1, total // (jobs * 8))
+                    for done, result in enumerate(pool.imap(_inspect_item, items, chunksize=chunk), start=1):
+                        results.append(result)
+                        if progress and done % 25 == 0:
+                            progress(done, total)
+                    return results
     results = []
     for done, item in enumerate(items, start=1):
         results.append(_inspect_item(item))
@@ -53,6 +52,6 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
     return results
 
 
-def _inspect_item(item: Tuple[str, Optional[str]]) -> ModuleInspection:
+def _inspect_item(item: tuple[str, Optional[str]]) -> ModuleInspection:
     """One (path, module name) pair; a module-level function so that workers can run it."""
     return inspect_binary(*item)
