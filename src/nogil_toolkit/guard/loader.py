@@ -28,10 +28,8 @@ system's per-module locks, so the same file can reach the wrapper from many thre
 same moment. Decisions are memoised per (file, name); the judge serialises its own cache
 access; the "warned already" set and the "GIL already reported" flag change under one lock;
 no lock is held while a module loads or a warning is emitted (a warning turned into an error
-by ``-W error`` must not leave a lock held). Modules the judge itself imports while deciding
-(standard-library extensions such as ``_json``) re-enter the wrapper on the same thread and
-are loaded unjudged, which keeps the judge from deciding about its own dependencies
-recursively; they are still watched for turning the GIL on.
+by ``-W error`` must not leave a lock held). The judge imports nothing while it decides (see
+:mod:`.verdict`), so the wrapper is never re-entered from inside a decision.
 """
 
 from __future__ import annotations
@@ -53,21 +51,23 @@ REFUSE = "refuse"
 class Decision:
     """What the guard does with one extension file, and why (shown in errors and warnings)."""
 
-    __slots__ = ("action", "status", "evidence", "allowed_because")
+    __slots__ = ("action", "status", "evidence", "allowed_because", "distribution")
 
-    def __init__(self, action: str, status: str, evidence: str, allowed_because: str | None = None) -> None:
+    def __init__(self, action: str, status: str, evidence: str, allowed_because: str | None = None,
+                 distribution: str | None = None) -> None:
         self.action = action
         self.status = status
         """The checker's status: ``keeps-gil-off``, ``needs-gil``, ``allowed``, ``undecided``..."""
         self.evidence = evidence
         self.allowed_because = allowed_because
+        self.distribution = distribution
+        """The owning distribution, looked up for refused modules only."""
 
     def __repr__(self) -> str:
         return f"Decision({self.action!r}, {self.status!r}, {self.evidence!r}, {self.allowed_because!r})"
 
 
 _original_create_dynamic = _imp.create_dynamic
-_local = _thread._local()
 _active: _Guard | None = None
 _install_lock = _thread.allocate_lock()
 
@@ -91,18 +91,16 @@ class _Guard:
         key = (path, name)
         found = self._decisions.get(key)
         if found is None:
-            _local.judging = True
-            try:
-                found = self._judge(name, path)
-            finally:
-                _local.judging = False
+            found = self._judge(name, path)
             with self._lock:
                 found = self._decisions.setdefault(key, found)
         return found
 
     def create_dynamic(self, spec: Any, args: tuple[Any, ...]) -> Any:
-        name, path = spec.name, spec.origin
-        decision = self.decision(name, path) if isinstance(path, str) else Decision(LOAD, "unknown", "no file")
+        name, path = spec.name, getattr(spec, "origin", None)
+        if not isinstance(path, str):  # not loaded from a file: nothing to judge
+            return _original_create_dynamic(spec, *args)
+        decision = self.decision(name, path)
         if decision.action == REFUSE:
             raise self._describe_refusal(name, path, decision)
         if decision.action == WARN and self._first_warning(name):
@@ -111,8 +109,7 @@ class _Guard:
                   UndeclaredModuleWarning, name, path)
         return self.watch(name, path, decision, args, spec)
 
-    def watch(self, name: str, path: str | None, decision: Decision | None, args: tuple[Any, ...],
-              spec: Any) -> Any:
+    def watch(self, name: str, path: str, decision: Decision, args: tuple[Any, ...], spec: Any) -> Any:
         """Load, and report the GIL being turned on by this load (or one running beside it)."""
         was_on = sys._is_gil_enabled()
         with self._lock:
@@ -129,7 +126,7 @@ class _Guard:
                 self._gil_reported = self._gil_reported or report
         if report:
             _warn(_gil_enabled_message(name, decision, [s for s in suspects if s != name]), GilEnabledWarning,
-                  name, path or "")
+                  name, path)
         return module
 
     def _first_warning(self, name: str) -> bool:
@@ -139,10 +136,8 @@ class _Guard:
         return first
 
 
-def _gil_enabled_message(name: str, decision: Decision | None, others: list[str]) -> str:
-    if decision is None:
-        why = "loaded while the guard was deciding about another module"
-    elif decision.allowed_because:
+def _gil_enabled_message(name: str, decision: Decision, others: list[str]) -> str:
+    if decision.allowed_because:
         why = f"allowed by the policy: {decision.allowed_because}"
     elif decision.action == LOAD:
         why = f"its file was judged {decision.status} ({decision.evidence})"
@@ -163,8 +158,6 @@ def _guarded_create_dynamic(spec: Any, *args: Any) -> Any:
     guard = _active
     if guard is None:
         return _original_create_dynamic(spec, *args)
-    if getattr(_local, "judging", False):
-        return guard.watch(spec.name, getattr(spec, "origin", None), None, args, spec)
     return guard.create_dynamic(spec, args)
 
 

@@ -1,152 +1,111 @@
-"""The guard's judge: what one extension file means under the mode and the policy.
+"""The guard's judge, in the guarded process: what one extension file means under the mode.
 
-No second mechanism: a file is resolved by :func:`nogil_toolkit.check_env.resolve_modules`
-(cached verdict by file identity, else static inspection, and for a file static reading
-cannot decide, one import probe in a fresh subprocess) against the same
-:class:`~nogil_toolkit.cache.CheckCache` ``nogil-check-env`` uses for this interpreter, and
-judged by :func:`nogil_toolkit.check.judge`. What the guard learns, the check reuses, and
-the other way round.
+Two paths, one cache:
 
-Cost: an unchanged file the cache knows keeps the GIL off is the common case (every
-declared module, every start after the first); it is answered from the cache file alone,
-without importing the inspector or the checker. Everything else imports them once.
+- warm: an unchanged file the shared verdict cache knows to keep the GIL off is loaded at
+  once (:mod:`.warm`: ``json`` and ``os``, nothing else);
+- cold: anything else is decided by the environment check's machinery in a fresh ``-I``
+  subprocess of this interpreter (:mod:`.decide`), which writes what it learns to the same
+  cache. Its answer is memoised for the life of this process by the loader.
+
+The guarded process never imports the checker: it is in the middle of an import whenever it
+asks, and importing more there can meet modules that are half-initialised up the stack.
 """
 
 from __future__ import annotations
 
 import _thread
+import json
 import os
 import sys
 
+import nogil_toolkit
 from nogil_toolkit.guard.errors import GilRequiredImportError
 from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN, Decision
 from nogil_toolkit.guard.policy import NOGIL, GuardPolicy
+from nogil_toolkit.guard.warm import WarmVerdicts, current_cache_file, default_cache_dir
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from nogil_toolkit.cache import CheckCache
-    from nogil_toolkit.check import ModuleResult
-    from nogil_toolkit.environment import ExtensionFile
-    from nogil_toolkit.inspect import ModuleInspection
-    from nogil_toolkit.probe import ProbeResult
-    from nogil_toolkit.target import TargetInterpreter
+KEEPS_GIL_OFF = "keeps-gil-off"
+"""``check.Status.KEEPS_GIL_OFF.value``, without importing the checker."""
+_TOOLKIT = os.path.dirname(os.path.dirname(os.path.abspath(nogil_toolkit.__file__)))
+_COLD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+         "from nogil_toolkit.guard.decide import main; sys.exit(main(sys.argv[1:]))")
 
 
 class ModuleJudge:
-    """``judge(name, path) -> Decision`` for one guarded process; safe from many threads."""
+    """``judge(name, path) -> Decision`` for one guarded process; safe from many threads.
+
+    One lock covers the warm lookup and the cold subprocess, so that two threads meeting the
+    same new file start one subprocess (and at most one import probe), not two."""
 
     def __init__(self, mode: str, policy: GuardPolicy, cache_dir: str | None = None) -> None:
         self.mode = mode
         self.policy = policy
-        self._cache_dir = cache_dir
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._warm = WarmVerdicts(current_cache_file(self.cache_dir))
         self._lock = _thread.allocate_lock()
-        self._cache: CheckCache | None = None
-        self._target: TargetInterpreter | None = None
 
     def __call__(self, name: str, path: str) -> Decision:
         try:
             stat = os.stat(path)
         except OSError:
-            # The loader will fail on it with CPython's own error; nothing to judge.
+            # The loader fails on it with CPython's own error; nothing to judge.
             return Decision(LOAD, "missing", "the file cannot be read")
-        # Imported before the lock is taken: an import may wait for another thread's import.
-        from nogil_toolkit.abi import classify
-        from nogil_toolkit.cache import CheckCache, default_cache_dir
-        from nogil_toolkit.check import Mode, judge
-        from nogil_toolkit.environment import ExtensionFile
-        from nogil_toolkit.target import TargetInterpreter
-
-        rules = self.policy.rules()
-
         with self._lock:
-            if self._cache is None:
-                directory = self._cache_dir or default_cache_dir()
-                self._cache = CheckCache(directory, os.path.abspath(sys.executable))
-                self._target = TargetInterpreter.current()
-            file = ExtensionFile(path, name, classify(os.path.basename(path), self._target), None)
-            inspection, probe = _resolve(file, stat, self._cache)
-            self._cache.save()
-        return decision_from(judge(file, inspection, Mode(self.mode), rules, probe))
+            if self._warm.keeps_gil_off(path, stat):
+                return Decision(LOAD, KEEPS_GIL_OFF, "declared (cached verdict)")
+            return self._decide_cold(name, path)
+
+    def _decide_cold(self, name: str, path: str) -> Decision:
+        request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow_text,
+                   "project": self.policy.project, "cache_dir": self.cache_dir, "sys_path": sys.path}
+        status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
+        try:
+            answer = json.loads(output.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            answer = {"error": f"the checker exited with status {status} and no answer"}
+        if "error" in answer:
+            # Fail closed in nogil mode, loudly in unsafe-nogil.
+            return Decision(REFUSE if self.mode == NOGIL else WARN, "undecided",
+                            f"the guard could not decide: {answer['error']}")
+        return Decision(answer["action"], answer["status"], answer["evidence"], answer["allowed_because"],
+                        answer["distribution"])
 
 
-def _resolve(file: ExtensionFile, stat: os.stat_result, cache: CheckCache
-             ) -> tuple[ModuleInspection, ProbeResult | None]:
-    """INTERIM until the pipeline's per-file resolver lands: cached or fresh static inspection,
-    and an import probe when static reading cannot decide."""
-    from nogil_toolkit.inspect import Verdict, inspect_binary
-    from nogil_toolkit.probe import probe_module
+def _run(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv``, returning its exit status and stdout; stderr is the guarded process's.
 
-    inspection = cache.lookup(file.path, stat)
-    if inspection is None:
-        inspection = inspect_binary(file.path)
-        cache.store(file.path, stat, inspection)
-    probe = None
-    if inspection.verdict is Verdict.UNKNOWN and file.importable:
-        probe = probe_module(sys.executable, file, (_import_root(file.module or "", file.path),))
-    return inspection, probe
+    ``posix_spawn`` and a pipe, not :mod:`subprocess`, for the reason this module imports
+    nothing: importing ``subprocess`` in the middle of an arbitrary import is what must not
+    happen."""
+    if not hasattr(os, "posix_spawn"):  # pragma: no cover - Windows
+        import subprocess
 
-
-def _import_root(name: str, path: str) -> str:
-    """The folder the top-level package of ``name`` sits in: what a probe puts on its path."""
-    root = os.path.dirname(os.path.abspath(path))
-    for _ in range(name.count(".")):
-        root = os.path.dirname(root)
-    return root
-
-
-def decision_from(result: ModuleResult) -> Decision:
-    """The checker's severity decides: an error refuses, a warning warns, the rest loads."""
-    from nogil_toolkit.check import Severity
-
-    action = {Severity.ERROR: REFUSE, Severity.WARNING: WARN}.get(result.severity, LOAD)
-    reason = result.allowed_because.reason if result.allowed_because is not None else None
-    return Decision(action, result.status.value, _evidence(result), reason)
-
-
-def _evidence(result: ModuleResult) -> str:
-    inspection = result.inspection
-    what = {
-        "used": "declares that it needs the GIL",
-        "undeclared": "declares nothing about the GIL, which CPython treats as needing it",
-        "not-used": "declares that it runs without the GIL",
-        "not-a-module": "exports no module init function",
-        "unknown": "could not be decided from its file",
-    }
-    parts = []
-    if result.file.abi.reason:
-        parts.append(result.file.abi.reason)
-    elif inspection is not None:
-        parts.append(what[inspection.verdict.value])
-        detail = inspection.evidence[0].detail if inspection.evidence else inspection.reason
-        if detail:
-            parts.append(detail)
-    if result.probe is not None:
-        parts.append(f"import probe: {result.probe.summary}")
-    return "; ".join(parts) or result.status.value
+        done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
+        return done.returncode, done.stdout
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(argv[0], argv, os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_CLOSE, read_end)])
+    finally:
+        os.close(write_end)
+    chunks = []
+    with open(read_end, "rb") as stream:
+        for chunk in iter(lambda: stream.read(65536), b""):
+            chunks.append(chunk)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status), b"".join(chunks).decode("utf-8", "replace")
 
 
 def refusal(name: str, path: str, decision: Decision) -> GilRequiredImportError:
-    """The error of a refused module. Its distribution is looked up here, only for refusals."""
-    owner = owner_of(path)
-    shown = str(owner) if owner else "none (not installed by a package manager)"
+    """The error of a refused module: what, where, whose, why, and how to allow it."""
     message = (
         f"{NOGIL} mode refuses to import {name}: loading it would turn the GIL on ({decision.evidence})\n"
         f"  file: {path}\n"
-        f"  distribution: {shown}\n"
+        f"  distribution: {decision.distribution or 'none (not installed by a package manager)'}\n"
         f"  to allow it: nogil-toolkit run --allow '{name}=REASON', NOGIL_ALLOW='{name}=REASON', or "
         f"[tool.nogil.check] allow = {{ \"{name}\" = \"REASON\" }} in pyproject.toml; "
         f"NOGIL_MODE=unsafe-nogil loads it with the GIL off and a warning"
     )
-    return GilRequiredImportError(message, name=name, path=path, distribution=str(owner) if owner else None,
+    return GilRequiredImportError(message, name=name, path=path, distribution=decision.distribution,
                                   status=decision.status, evidence=decision.evidence)
-
-
-def owner_of(path: str) -> object | None:
-    """The installed distribution whose RECORD lists ``path``, searched in the ``sys.path``
-    folder that holds it."""
-    from nogil_toolkit.environment import _owners
-
-    real = os.path.realpath(path)
-    folders = [os.path.realpath(p or ".") for p in sys.path]
-    holders = sorted({f for f in folders if real.startswith(f + os.sep)}, key=len, reverse=True)
-    return _owners(holders[:1]).get(real) if holders else None

@@ -1,0 +1,149 @@
+"""The guard's cold path, run in a subprocess of the guarded interpreter: decide one module.
+
+A module the warm path cannot clear (not cached, changed, or cached as needing the GIL) is
+decided here, by the environment check's own machinery: the verdict cache, the static
+inspector, one import probe for a module static reading cannot decide
+(:func:`nogil_toolkit.check_env.resolve_modules`), and :func:`nogil_toolkit.check.judge`
+under the mode and the allowlist. The other extension files of the same top-level package are
+inspected as well (never probed) and cached, so that the modules a package loads next are
+warm already.
+
+Why a subprocess: the guarded interpreter is in the middle of an import when it asks. Importing
+the checker there (``importlib.metadata``, ``struct``, ``subprocess`` ...) would re-enter
+modules that are half-initialised higher up the stack (a real failure: ``numpy`` →
+``datetime`` → a guard importing ``struct`` while ``struct`` was loading ``_struct``). A fresh
+``-I`` interpreter has no such stack; it is started once per cold decision, never on the warm
+path.
+
+Protocol: one JSON request as the only argument; one JSON decision on stdout's last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from nogil_toolkit.abi import classify, is_extension_file
+from nogil_toolkit.cache import CheckCache
+from nogil_toolkit.check import Mode, ModuleResult, Severity, judge
+from nogil_toolkit.environment import Distribution, ExtensionFile, _owners
+from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN
+from nogil_toolkit.guard.policy import GuardPolicy
+from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_binary
+from nogil_toolkit.probe import ProbeResult, probe_module
+from nogil_toolkit.target import TargetInterpreter
+
+_VERDICT_WORDS = {
+    Verdict.USED: "declares that it needs the GIL",
+    Verdict.UNDECLARED: "declares nothing about the GIL, which CPython treats as needing it",
+    Verdict.NOT_USED: "declares that it runs without the GIL",
+    Verdict.NOT_A_MODULE: "exports no module init function",
+    Verdict.UNKNOWN: "could not be decided from its file",
+}
+
+
+def decide(request: dict[str, Any]) -> dict[str, Any]:
+    """The decision about ``request["module"]`` at ``request["path"]`` (see :func:`main`)."""
+    name, path = request["module"], request["path"]
+    target = TargetInterpreter.current()
+    cache = CheckCache(Path(request["cache_dir"]), os.path.abspath(sys.executable))
+    file = ExtensionFile(path, name, classify(os.path.basename(path), target), None)
+    root = import_root(name, path)
+    try:
+        for other in package_files(name, path, target):
+            _inspect_cached(other, cache)
+        inspection, probe = _resolve(file, cache, root)
+    finally:
+        cache.save()
+    policy = GuardPolicy(request["allow"], request["project"])
+    result = judge(file, inspection, Mode(request["mode"]), policy.rules(), probe)
+    action = {Severity.ERROR: REFUSE, Severity.WARNING: WARN}.get(result.severity, LOAD)
+    owner = owner_of(path, request["sys_path"]) if action == REFUSE else None
+    return {"action": action, "status": result.status.value, "evidence": evidence(result),
+            "allowed_because": result.allowed_because.reason if result.allowed_because else None,
+            "distribution": str(owner) if owner else None}
+
+
+def _inspect_cached(path: str, cache: CheckCache) -> Optional[ModuleInspection]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    inspection = cache.lookup(path, stat)
+    if inspection is None:
+        inspection = inspect_binary(path)
+        cache.store(path, stat, inspection)
+    return inspection
+
+
+def _resolve(file: ExtensionFile, cache: CheckCache, root: str) -> tuple[Optional[ModuleInspection],
+                                                                          Optional[ProbeResult]]:
+    """INTERIM until the pipeline's per-file resolver lands: the cached or fresh inspection,
+    and an import probe when static reading cannot decide."""
+    inspection = _inspect_cached(file.path, cache)
+    probe = None
+    if inspection is not None and inspection.verdict is Verdict.UNKNOWN and file.importable:
+        probe = probe_module(sys.executable, file, (root,))
+    return inspection, probe
+
+
+def import_root(name: str, path: str) -> str:
+    """The folder the top-level package of ``name`` sits in: what a probe puts on its path."""
+    root = os.path.dirname(os.path.abspath(path))
+    for _ in range(name.count(".")):
+        root = os.path.dirname(root)
+    return root
+
+
+def package_files(name: str, path: str, target: TargetInterpreter) -> list[str]:
+    """The other extension files of ``name``'s top-level package (for a top-level module: of
+    its folder, such as the standard library's ``lib-dynload``)."""
+    top = os.path.join(import_root(name, path), name.split(".")[0]) if "." in name else os.path.dirname(path)
+    found = []
+    for folder, dirs, files in os.walk(top):
+        if "." not in name:
+            dirs.clear()
+        found.extend(os.path.join(folder, f) for f in files
+                     if is_extension_file(f) and f.endswith(target.extension_suffixes))
+    return [f for f in found if f != path]
+
+
+def evidence(result: ModuleResult) -> str:
+    """What was found, in words, with the deciding observation: shown in errors and warnings."""
+    parts = []
+    if result.file.abi.reason:
+        parts.append(result.file.abi.reason)
+    elif result.inspection is not None:
+        parts.append(_VERDICT_WORDS[result.inspection.verdict])
+        first = result.inspection.evidence[0].detail if result.inspection.evidence else result.inspection.reason
+        if first:
+            parts.append(first)
+    if result.probe is not None:
+        parts.append(f"import probe: {result.probe.summary}")
+    return "; ".join(parts) or result.status.value
+
+
+def owner_of(path: str, search_path: Sequence[str]) -> Optional[Distribution]:
+    """The installed distribution whose RECORD lists ``path``, looked up in the folder of the
+    guarded process's ``sys.path`` that holds it."""
+    real = os.path.realpath(path)
+    folders = {os.path.realpath(p or ".") for p in search_path}
+    holders = sorted((f for f in folders if real.startswith(f + os.sep)), key=len, reverse=True)
+    return _owners(holders[:1]).get(real) if holders else None
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        decision = decide(json.loads(argv[0]))
+    except Exception as exc:  # the guarded process turns this line into its own error
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    print(json.dumps(decision))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,84 @@
+"""The guard's warm path: "is this unchanged file known to keep the GIL off?", answered from
+the shared verdict cache with nothing but ``json`` and ``os``.
+
+The cache file is the one ``nogil-check-env`` and the guard's cold path (:mod:`.decide`) write
+through :class:`nogil_toolkit.cache.CheckCache`; this is a reader of one question, not a
+second cache. It exists because a guarded interpreter asks the question for every extension
+module at every start, and importing ``CheckCache`` (``pathlib``, ``typing``, the inspector's
+types) costs more than the whole 5 % budget of an ``import numpy``. ``tests/guard/test_warm.py``
+pins it to ``CheckCache``: same file name, same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from nogil_toolkit import __version__
+
+CACHE_FORMAT = 1
+"""``nogil_toolkit.cache.FORMAT``."""
+KEEPS_GIL_OFF = "not-used"
+"""``Verdict.NOT_USED.value``."""
+
+
+def default_cache_dir() -> str:
+    """``nogil_toolkit.cache.default_cache_dir()``, as a string."""
+    explicit = os.environ.get("NOGIL_TOOLKIT_CACHE")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "nogil-toolkit")
+
+
+def cache_file(directory: str, target_key: str) -> str:
+    """``CheckCache(directory, target_key).path``."""
+    try:  # the hash alone: hashlib would first load OpenSSL
+        from _sha2 import sha256
+    except ImportError:  # pragma: no cover - interpreters built without the builtin hashes
+        from hashlib import sha256
+    return os.path.join(directory, f"check-env-{sha256(target_key.encode()).hexdigest()[:16]}.json")
+
+
+def current_cache_file(directory: str | None = None) -> str:
+    """The cache of this interpreter: the one ``nogil-check-env`` (without ``--python``) uses."""
+    return cache_file(directory or default_cache_dir(), os.path.abspath(sys.executable))
+
+
+class WarmVerdicts:
+    """The cached ``not-used`` files of one cache file, re-read when the file changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._files: dict[str, list] = {}
+        self._stamp: tuple[int, int] | None = None
+
+    def keeps_gil_off(self, file: str, stat: os.stat_result) -> bool:
+        """Not thread-safe on its own: the caller holds a lock."""
+        self._refresh()
+        entry = self._files.get(file)
+        try:
+            return (entry is not None and entry[0] == [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+                    and entry[1]["verdict"] == KEEPS_GIL_OFF)
+        except (KeyError, TypeError, IndexError):
+            return False
+
+    def _refresh(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            self._files, self._stamp = {}, None
+            return
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        if stamp == self._stamp:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                data = json.load(stream)
+        except (OSError, ValueError):
+            data = None
+        valid = isinstance(data, dict) and data.get("format") == CACHE_FORMAT and data.get("toolkit") == __version__
+        files = data.get("files") if valid else None
+        self._files = files if isinstance(files, dict) else {}
+        self._stamp = stamp
