@@ -1,9 +1,11 @@
 """Remember verdicts by file identity, so a re-check of an unchanged environment reads no binary.
 
-One JSON file per target interpreter under the cache directory. An entry is valid while the
-file's path, size, mtime and inode are unchanged; the whole cache is dropped when the
-toolkit's version changes (inspection rules may have changed with it). Writes are atomic: a
-crashed or concurrent run leaves either the old cache or the new one, never half of one.
+One JSON file per target interpreter under the cache directory, shared by ``nogil-check-env``
+and the runtime guard. An entry holds a file's static inspection and, once a conclusive
+import probe was run, the probe's answer; it is valid while the file's path, size, mtime and
+inode are unchanged. The whole cache is dropped when the toolkit's version changes
+(inspection rules may have changed with it). Writes are atomic: a crashed or concurrent run
+leaves either the old cache or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from nogil_toolkit import __version__
-from nogil_toolkit.inspect import ModuleInspection
-from nogil_toolkit.serialize import inspection_from_json, inspection_to_json
+from nogil_toolkit.inspect.verdict import ModuleInspection
+from nogil_toolkit.probe import ProbeResult
+from nogil_toolkit.serialize import inspection_from_json, inspection_to_json, probe_from_json, probe_to_json
 
 FORMAT = 1
 
@@ -33,6 +37,15 @@ def default_cache_dir() -> Path:
 
 def file_identity(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+@dataclass(frozen=True)
+class CachedVerdict:
+    """What is remembered about one unchanged file."""
+
+    inspection: ModuleInspection
+    probe: Optional[ProbeResult]
+    """A conclusive import probe of the file, if one was run."""
 
 
 class CheckCache:
@@ -58,17 +71,27 @@ class CheckCache:
         self._data["target"] = {"identity": identity, "facts": facts}
         self._dirty = True
 
-    def lookup(self, path: str, stat: os.stat_result) -> Optional[ModuleInspection]:
+    def lookup(self, path: str, stat: os.stat_result) -> Optional[CachedVerdict]:
         entry = self._data["files"].get(path)
         if entry is None or entry[0] != file_identity(stat):
             return None
         try:
-            return inspection_from_json(path, entry[1])
-        except (KeyError, ValueError, TypeError):
+            probe = probe_from_json(entry[2]) if len(entry) > 2 else None
+            return CachedVerdict(inspection_from_json(path, entry[1]), probe)
+        except (KeyError, ValueError, TypeError, IndexError):
             return None
 
     def store(self, path: str, stat: os.stat_result, inspection: ModuleInspection) -> None:
+        """A fresh inspection replaces the whole entry: a probe of an older file is forgotten."""
         self._data["files"][path] = [file_identity(stat), inspection_to_json(inspection)]
+        self._dirty = True
+
+    def store_probe(self, path: str, stat: os.stat_result, probe: ProbeResult) -> None:
+        """Add a probe's answer to the entry of the same file (ignored if the file changed)."""
+        entry = self._data["files"].get(path)
+        if entry is None or entry[0] != file_identity(stat):
+            return
+        self._data["files"][path] = [entry[0], entry[1], probe_to_json(probe)]
         self._dirty = True
 
     def forget_missing(self, present: set[str]) -> None:

@@ -1,17 +1,20 @@
 """Judge an environment's extension modules under a mode and a policy.
 
-The inspector says what each binary declares; this module says what that means for the
-application: which modules keep the GIL off, which would turn it back on when imported,
-which the policy accepts, which could not be decided, which cannot load at all, and the
-exit code that sums it up.
+The inspector says what each binary declares, and an import probe (when one was run) what
+loading it did; this module says what that means for the application: which modules keep
+the GIL off, which would turn it back on when imported, which the policy accepts, which
+could not be decided, which cannot load at all, and the exit code that sums it up.
 
-Modes (the seed's three):
+Modes:
 
 - ``nogil``: strict. A module that needs the GIL (declared ``used`` or undeclared) fails the
   check, and so does one the target cannot load; a module that could not be decided makes
   the result undecided.
 - ``unsafe-nogil``: the same findings are warnings; the check passes.
 - ``gil``: a report, nothing fails.
+
+A module static reading could not decide is decided by a conclusive import probe; otherwise
+a probe only confirms, and a contradiction fails the check whatever the mode.
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ class ModuleResult:
         return self.file.module or self.file.path
 
     @property
+    def decided_by_probe(self) -> bool:
+        """Static reading could not decide; a conclusive import probe did."""
+        return (self.status in (Status.KEEPS_GIL_OFF, Status.NEEDS_GIL, Status.ALLOWED)
+                and (self.inspection is None or self.inspection.verdict is Verdict.UNKNOWN)
+                and self.probe is not None and self.probe.needs_gil is not None)
+
+    @property
     def probe_disagrees(self) -> bool:
         """The import probe contradicts the static verdict (only conclusive probes count)."""
         if self.probe is None or self.inspection is None or self.probe.needs_gil is None:
@@ -127,8 +137,9 @@ class CheckResult:
 
 def judge(file: ExtensionFile, inspection: Optional[ModuleInspection], mode: Mode,
           allow: Sequence[AllowRule], probe: Optional[ProbeResult] = None) -> ModuleResult:
-    """The status and severity of one file."""
-    status = _status(file, inspection)
+    """The status and severity of one file: from its static inspection, or where that is
+    undecided, from a conclusive ``probe``."""
+    status = _status(file, inspection, probe)
     rule = None
     if status in (Status.NEEDS_GIL, Status.UNDECIDED) and file.module:
         rule = next((r for r in allow if r.matches(file.module)), None)
@@ -138,7 +149,7 @@ def judge(file: ExtensionFile, inspection: Optional[ModuleInspection], mode: Mod
     return ModuleResult(file, inspection, status, severity, rule, probe)
 
 
-def _status(file: ExtensionFile, inspection: Optional[ModuleInspection]) -> Status:
+def _status(file: ExtensionFile, inspection: Optional[ModuleInspection], probe: Optional[ProbeResult]) -> Status:
     if file.shadowed_by is not None:
         return Status.SHADOWED
     if inspection is not None and inspection.verdict is Verdict.NOT_A_MODULE:
@@ -148,6 +159,8 @@ def _status(file: ExtensionFile, inspection: Optional[ModuleInspection]) -> Stat
     if file.abi.status is AbiStatus.WRONG_ABI:
         return Status.WRONG_ABI
     if inspection is None or inspection.verdict is Verdict.UNKNOWN:
+        if probe is not None and probe.needs_gil is not None:
+            return Status.NEEDS_GIL if probe.needs_gil else Status.KEEPS_GIL_OFF
         return Status.UNDECIDED
     return Status.KEEPS_GIL_OFF if inspection.verdict is Verdict.NOT_USED else Status.NEEDS_GIL
 

@@ -1,10 +1,9 @@
 """``nogil-check-env``: will this environment keep the GIL off? Checked before startup.
 
-A thin shell over :mod:`nogil_toolkit.target` (the interpreter's facts),
-:mod:`nogil_toolkit.environment` (which extension files it can import),
-:mod:`nogil_toolkit.inspect` (what each declares), :mod:`nogil_toolkit.check` (mode and
-policy) and :mod:`nogil_toolkit.report`. Nothing installed in the environment is imported or
-run unless ``--probe`` asks for it.
+A thin shell: arguments and ``[tool.nogil.check]`` become a :class:`CheckRequest` for
+:func:`nogil_toolkit.check_env.check_environment` (the library that finds, reads, probes and
+judges), whose outcome :mod:`nogil_toolkit.report` prints. Nothing installed in the
+environment is imported or run unless ``--probe`` asks for it.
 """
 
 from __future__ import annotations
@@ -13,20 +12,15 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from nogil_toolkit import __version__
-from nogil_toolkit.cache import CheckCache, default_cache_dir
-from nogil_toolkit.check import CheckResult, ExitCode, Mode, check
+from nogil_toolkit.check import ExitCode, Mode
+from nogil_toolkit.check_env import CheckEnvError, CheckRequest, ProbeChoice, check_environment
 from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
 from nogil_toolkit.console import error
-from nogil_toolkit.environment import ExtensionFile, find_extensions
-from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_files
-from nogil_toolkit.probe import probe_modules
-from nogil_toolkit.report import ScanStats, to_json, write_text
-from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
+from nogil_toolkit.report import to_json, write_text
 
 EPILOG = """\
 modes:
@@ -47,6 +41,7 @@ examples:
   nogil-check-env                                  # the running interpreter's environment
   nogil-check-env --python .venv/bin/python        # another environment
   nogil-check-env --allow 'legacy._c=audited, one lock' --format json
+  nogil-check-env --probe=undecided                # settle what static reading cannot
   nogil-check-env --probe --jobs 8                 # also import each module to confirm
 """
 
@@ -80,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("-v", "--verbose", action="store_true", help="also list the modules that pass")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     probe = parser.add_argument_group("import probe (runs the modules' code)")
-    probe.add_argument("--probe", action="store_true",
-                       help="confirm each verdict by importing the module alone in a fresh subprocess "
-                            "of the target (free-threaded targets only)")
+    probe.add_argument("--probe", nargs="?", choices=("undecided", "all"), const="all", default="none",
+                       help="import modules, each alone in a fresh subprocess of the target (free-threaded "
+                            "targets only): 'undecided' settles the modules static reading could not "
+                            "decide, 'all' (the default of a bare --probe) confirms every verdict; "
+                            "conclusive answers are cached with the file")
     probe.add_argument("--timeout", type=float, default=30, metavar="SECONDS",
                        help="per-module probe timeout (default: %(default)s)")
     cache = parser.add_argument_group("speed")
@@ -111,39 +108,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    mode_from_policy, allow, policy_source = _policy(args)
-    try:
-        identity = interpreter_identity(args.python)
-    except OSError as exc:
-        raise UsageError(f"--python {args.python}: {exc.strerror or exc}") from None
-    cache = None if args.no_cache else CheckCache(args.cache_dir or default_cache_dir(), identity[0])
-    target = _target(args.python, cache, [*identity, _pyvenv_stamp(args.python)])
-    mode = Mode(args.mode or mode_from_policy or (Mode.NOGIL.value if target.free_threaded else Mode.GIL.value))
-    if args.probe and not target.free_threaded:
-        raise UsageError(f"--probe needs a free-threaded interpreter; {target.executable} is {target.name}")
-    extra = tuple(os.path.realpath(p) for p in args.path)
-    missing = [p for p in extra if not os.path.isdir(p)]
-    if missing:
-        raise UsageError(f"--path {missing[0]} is not a directory")
-    folders = search_path(target, extra, args.include_stdlib)
-    files = find_extensions(target, folders)
+    """Arguments → :class:`CheckRequest` → :func:`check_environment` → the report."""
+    policy_mode, allow, policy_source = _policy(args)
+    mode = args.mode or policy_mode
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-    inspected, from_cache = _inspect_all(files, cache, args.jobs, progress)
-    probes = None
-    if args.probe:
-        candidates = [f for f, i in inspected if f.importable and i is not None and i.verdict is not Verdict.NOT_A_MODULE]
-        probes = probe_modules(target.executable, candidates, extra, args.timeout, args.jobs,
-                               progress=lambda done, total: progress.show(f"probing {done}/{total}"))
+    request = CheckRequest(
+        python=args.python, paths=tuple(args.path), include_stdlib=args.include_stdlib,
+        mode=Mode(mode) if mode else None, allow=tuple(allow), policy_source=policy_source,
+        probe=ProbeChoice(args.probe), timeout=args.timeout, jobs=args.jobs, use_cache=not args.no_cache,
+        cache_dir=args.cache_dir, progress=progress.show)
+    try:
+        outcome = check_environment(request)
+    except CheckEnvError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
         progress.clear()
-    result: CheckResult = check(inspected, mode, allow, probes, policy_source)
-    stats = ScanStats(tuple(folders), len(files), time.perf_counter() - started, from_cache)
     if args.format == "json":
-        json.dump(to_json(result, target, stats), sys.stdout, indent=2)
+        json.dump(to_json(outcome.result, outcome.target, outcome.stats), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        write_text(result, target, stats, sys.stdout, verbose=args.verbose)
-    return int(result.exit_code)
+        write_text(outcome.result, outcome.target, outcome.stats, sys.stdout, verbose=args.verbose)
+    return int(outcome.result.exit_code)
 
 
 def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], Optional[str]]:
@@ -164,63 +149,6 @@ def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], O
             raise UsageError(f"--allow {text!r}: expected a dotted module name or glob, optionally =REASON")
         rules.append(AllowRule(pattern, reason.strip() or "allowed on the command line"))
     return mode, rules, source
-
-
-def _target(python: Optional[str], cache: Optional[CheckCache], identity: list[Any]) -> TargetInterpreter:
-    if cache is not None:
-        facts = cache.target_facts(identity)
-        if facts is not None:
-            return TargetInterpreter.from_json(facts)
-    try:
-        target = query_target(python)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    if cache is not None:
-        cache.store_target_facts(identity, target.to_json())
-    return target
-
-
-def _pyvenv_stamp(python: Optional[str]) -> Optional[int]:
-    """The venv's configuration decides which site-packages count: part of the facts' key."""
-    folder = Path(python or sys.executable).absolute().parent
-    for candidate in (folder / "pyvenv.cfg", folder.parent / "pyvenv.cfg"):
-        try:
-            return candidate.stat().st_mtime_ns
-        except OSError:
-            continue
-    return None
-
-
-def _inspect_all(files: list[ExtensionFile], cache: Optional[CheckCache], jobs: int,
-                 progress: _Progress) -> tuple[list[tuple[ExtensionFile, Optional[ModuleInspection]]], int]:
-    """Each file's inspection: from the cache when the file is unchanged, else read (in
-    parallel). Shadowed files are never imported, so they are not read."""
-    known: dict[str, ModuleInspection] = {}
-    stats: dict[str, os.stat_result] = {}
-    todo: list[str] = []
-    for file in files:
-        if file.shadowed_by is not None:
-            continue
-        try:
-            stats[file.path] = os.stat(file.path)
-        except OSError:
-            pass  # the inspector reports why it cannot read the file
-        cached = cache.lookup(file.path, stats[file.path]) if cache is not None and file.path in stats else None
-        if cached is not None:
-            known[file.path] = cached
-        else:
-            todo.append(file.path)
-    from_cache = len(known)
-    fresh = inspect_files(todo, jobs, progress=lambda done, total: progress.show(f"inspecting {done}/{total}"))
-    progress.clear()
-    for path, inspection in zip(todo, fresh):
-        known[path] = inspection
-        if cache is not None and path in stats:
-            cache.store(path, stats[path], inspection)
-    if cache is not None:
-        cache.forget_missing({f.path for f in files})
-        cache.save()
-    return [(f, known.get(f.path)) for f in files], from_cache
 
 
 class _Progress:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
-from nogil_toolkit.environment import ExtensionFile
+if TYPE_CHECKING:
+    from nogil_toolkit.environment import ExtensionFile
 
 # Loads the file directly, so that a package's __init__ runs only if the module itself
 # imports it. The verdict is taken once the module is created (its declaration acted on) and
@@ -41,12 +40,12 @@ def blamed_by(caught):
             return match.group(1)
     return None
 error = exec_error = module = None
+loader = importlib.machinery.ExtensionFileLoader(name, path)
+spec = importlib.util.spec_from_file_location(name, path, loader=loader)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
-        loader = importlib.machinery.ExtensionFileLoader(name, path)
-        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-        module = importlib.util.module_from_spec(spec)
+        module = importlib.util.module_from_spec(spec)  # runs the module's init: it may raise anything
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
     print("\n" + TAG + json.dumps({"gil": sys._is_gil_enabled(), "blamed": blamed_by(caught), "error": error}),
@@ -54,7 +53,7 @@ with warnings.catch_warnings(record=True) as caught:
     if module is not None:
         sys.modules[name] = module
         try:
-            loader.exec_module(module)
+            loader.exec_module(module)  # the module's own code: SystemExit included
         except BaseException as exc:
             exec_error = f"{type(exc).__name__}: {exc}"
 print("\n" + TAG + json.dumps({"exec_error": exec_error}), flush=True)
@@ -101,6 +100,9 @@ class ProbeResult:
 
 
 def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
+    """Load ``file`` as ``file.module`` alone in a fresh ``python``; never raises."""
+    import subprocess  # only probing runs processes: a cached check never pays for the import
+
     name = file.module or ""
     try:
         # -I already ignores PYTHON_GIL; dropping it as well keeps the probe honest on
@@ -129,9 +131,17 @@ def probe_module(python: str, file: ExtensionFile, extra_paths: Sequence[str] = 
 def probe_modules(python: str, files: Iterable[ExtensionFile], extra_paths: Sequence[str] = (),
                   timeout: float = 30, jobs: int = 4,
                   progress: Optional[Callable[[int, int], None]] = None) -> dict[str, ProbeResult]:
-    """Probe each file in parallel; results keyed by file path."""
+    """Probe each file, ``jobs`` at a time; results keyed by file path."""
     todo = list(files)
     results: dict[str, ProbeResult] = {}
+    if len(todo) == 1 or jobs <= 1:
+        for done, file in enumerate(todo, start=1):
+            results[file.path] = probe_module(python, file, extra_paths, timeout)
+            if progress:
+                progress(done, len(todo))
+        return results
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(probe_module, python, f, extra_paths, timeout): f for f in todo}
         for done, future in enumerate(futures, start=1):

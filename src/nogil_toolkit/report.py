@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Optional, TextIO
 
 from nogil_toolkit import __version__
 from nogil_toolkit.check import CheckResult, ExitCode, ModuleResult, Severity, Status
+from nogil_toolkit.check_env import ScanStats
 from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.target import TargetInterpreter
@@ -35,14 +35,6 @@ _LABELS = {Severity.ERROR: ("FAIL", "red"), Severity.WARNING: ("WARN", "yellow")
            Severity.NONE: ("OK", "green")}
 
 
-@dataclass(frozen=True)
-class ScanStats:
-    folders: tuple[str, ...]
-    files: int
-    seconds: float
-    cached: int
-
-
 def load_schema() -> dict[str, Any]:
     return json.loads(resources.files("nogil_toolkit").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
 
@@ -58,7 +50,7 @@ def to_json(result: CheckResult, target: TargetInterpreter, stats: ScanStats) ->
             "allow": [{"pattern": r.pattern, "reason": r.reason} for r in result.allow],
         },
         "scan": {"folders": list(stats.folders), "files": stats.files, "seconds": round(stats.seconds, 4),
-                 "cached": stats.cached},
+                 "cached": stats.cached, "probed": stats.probed, "probes_cached": stats.probes_cached},
         "result": {
             "exit_code": int(result.exit_code),
             "status": result.exit_code.name.lower(),
@@ -82,14 +74,27 @@ def _module_json(module: ModuleResult) -> dict[str, Any]:
         "abi": {"suffix": abi.suffix, "built_for": abi.built_for, "status": abi.status.value, "reason": abi.reason},
         "shadowed_by": module.file.shadowed_by,
         "allowed_because": module.allowed_because.reason if module.allowed_because else None,
+        "decided_by": _decided_by(module),
         "probe": None if module.probe is None else {
             "gil_enabled": module.probe.gil_enabled,
             "blamed": module.probe.blamed,
             "error": module.probe.error,
             "needs_gil": module.probe.needs_gil,
             "disagrees": module.probe_disagrees,
+            "summary": module.probe.summary,
         },
     }
+
+
+def _decided_by(module: ModuleResult) -> Optional[str]:
+    """Which evidence set the module's status: ``"probe"``, ``"inspection"``, or None while
+    undecided or when the content did not matter (wrong ABI, shadowed, not a module)."""
+    if module.decided_by_probe:
+        return "probe"
+    if module.status in (Status.KEEPS_GIL_OFF, Status.NEEDS_GIL, Status.ALLOWED) and module.inspection is not None \
+            and module.inspection.verdict.declaration is not None:
+        return "inspection"
+    return None
 
 
 def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats, stream: TextIO,
@@ -99,8 +104,11 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
 
     out(f"{style('nogil-check-env', 'bold', stream)}: {target.name} at {target.executable}")
     policy = f", policy from {result.policy_source}" if result.policy_source else ""
+    probes = ""
+    if stats.probed or stats.probes_cached:
+        probes = f", {plural(stats.probed, 'module')} probed, {stats.probes_cached} probe results from cache"
     out(f"mode {result.mode.value}{policy}; {stats.files} extension files in {len(stats.folders)} folders, "
-        f"{stats.seconds:.2f} s ({stats.cached} from cache)")
+        f"{stats.seconds:.2f} s ({stats.cached} from cache{probes})")
     if not target.free_threaded:
         out("note: this interpreter has the GIL; declarations decide its fate only on a free-threaded build")
 
@@ -128,9 +136,11 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     unowned = sum(1 for m in good if not m.file.distribution)
     where = (f"({len(good) - unowned} in {plural(len(dists), 'distribution')}, {unowned} owned by none)" if unowned
              else f"in {plural(len(dists), 'distribution')}")
+    probed = sum(1 for m in good if m.decided_by_probe)
+    settled = f", {probed} of them settled by an import probe" if probed else ""
     out()
     out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
-        "declare they run without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
+        f"declare they run without the GIL{settled}" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
@@ -162,6 +172,9 @@ def _why(module: ModuleResult) -> str:
         return f"({module.allowed_because.reason})"
     parts = []
     inspection = module.inspection
+    if module.decided_by_probe and module.probe is not None:
+        static = f"static: {inspection.verdict.value}" if inspection is not None else "static: not read"
+        return f"(import probe: {module.probe.summary}; {static})"
     if inspection is not None:
         parts.append(inspection.verdict.value)
         if inspection.reason and module.status is Status.UNDECIDED:
@@ -179,8 +192,10 @@ def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> N
         out("what to do: upgrade these distributions to releases that declare free-threading support (or ask "
             "their maintainers to); once a module is audited as thread-safe, accept it with "
             "--allow MODULE=REASON or [tool.nogil.check.allow] in pyproject.toml.")
-    if result.count(Status.UNDECIDED) and target.free_threaded:
-        out("what to do: confirm undecided modules with --probe (imports each module in a fresh interpreter).")
+    unprobed = [m for m in result.modules if m.status is Status.UNDECIDED and m.probe is None]
+    if unprobed and target.free_threaded:
+        out("what to do: settle undecided modules with --probe=undecided (imports each one alone in a fresh "
+            "interpreter; conclusive answers are cached).")
     if result.count(Status.WRONG_ABI):
         out(f"what to do: reinstall distributions with wheels built for {target.name} "
             "(pip install --force-reinstall --no-cache-dir NAME).")

@@ -1,4 +1,5 @@
-"""JSON forms of the inspector's answers, shared by the verdict cache and the JSON reports.
+"""JSON forms of the inspector's and the import probe's answers, shared by the verdict cache
+and the JSON reports.
 
 One mapping in both directions, so that what a report prints and what the cache stores can
 never drift apart.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nogil_toolkit.inspect import Evidence, EvidenceKind, ModuleInspection, Verdict
+from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, ModuleInspection, Verdict
+from nogil_toolkit.probe import ProbeResult
 
 
 def evidence_to_json(evidence: Evidence) -> dict[str, Any]:
@@ -41,3 +43,13 @@ def inspection_from_json(path: str, data: dict[str, Any]) -> ModuleInspection:
         generator=data["generator"],
         generator_version=data["generator_version"],
     )
+
+
+def probe_to_json(probe: ProbeResult) -> dict[str, Any]:
+    return {"module": probe.module, "gil_enabled": probe.gil_enabled, "blamed": probe.blamed, "error": probe.error,
+            "exec_error": probe.exec_error}
+
+
+def probe_from_json(data: dict[str, Any]) -> ProbeResult:
+    """Raises KeyError on data of another shape."""
+    return ProbeResult(data["gil_enabled"], data["blamed"], data["error"], data["module"], data["exec_error"])

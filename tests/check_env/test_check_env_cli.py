@@ -202,6 +202,32 @@ def test_probe_confirms_every_static_verdict(capsys: pytest.CaptureFixture[str],
     assert not any(p["disagrees"] for p in probed.values())
 
 
+def test_probe_undecided_leaves_decided_modules_alone(capsys: pytest.CaptureFixture[str], populated: Path,
+                                                      tmp_path: Path) -> None:
+    document = check_json(capsys, tmp_path, "--python", populated, "--probe=undecided")
+    assert document["scan"]["probed"] == 0 and all(m["probe"] is None for m in document["modules"])
+    assert {m["decided_by"] for m in document["modules"] if m["status"] in ("keeps-gil-off", "needs-gil")} == {
+        "inspection"}
+
+
+def test_an_inconclusive_probe_stays_undecided_says_why_and_is_not_cached(capsys: pytest.CaptureFixture[str],
+                                                                          clean: Path, folders: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """Random bytes behind an ELF header: unknown statically, and the loader refuses the file,
+    so the probe cannot tell either. A failed load may succeed once the environment changes,
+    so it is probed again next time rather than remembered."""
+    for _ in range(2):
+        document = check_json(capsys, tmp_path, "--python", clean, "--path", folders["junk"], "--probe=undecided")
+        (module,) = document["modules"]
+        assert module["status"] == "undecided" and module["decided_by"] is None
+        assert module["probe"]["needs_gil"] is None and module["probe"]["summary"].startswith("could not be loaded: ")
+        assert document["scan"]["probed"] == 1 and document["scan"]["probes_cached"] == 0
+        assert document["result"]["exit_code"] == 3
+    code, out, _ = check(capsys, "--python", clean, "--path", folders["junk"], "--probe=undecided", "--no-project",
+                         "--cache-dir", tmp_path / "cache")
+    assert code == 3 and "probe: could not be loaded: " in out and "--probe" not in out
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--python", "/nonexistent/python"], "/nonexistent/python"),
     (["--probe", "--python", sys.executable], "--probe needs a free-threaded interpreter"),
