@@ -1,10 +1,10 @@
 """The guard's cold path, run in a subprocess of the guarded interpreter: decide one module.
 
 A module the warm path cannot clear (not cached, changed, or cached as needing the GIL) is
-decided here, by the environment check's own machinery: the verdict cache, the static
-inspector, one import probe for a module static reading cannot decide
-(:func:`nogil_toolkit.check_env.resolve_modules`), and :func:`nogil_toolkit.check.judge`
-under the mode and the allowlist. The other extension files of the same top-level package are
+decided here, by the environment check's own mechanism: the verdict cache, the static
+inspector and, for a module static reading cannot decide, one import probe whose conclusive
+answer is cached with the file's identity (:func:`nogil_toolkit.check_env.resolve_modules`),
+then :func:`nogil_toolkit.check.judge` under the mode and the allowlist. The other extension files of the same top-level package are
 inspected as well (never probed) and cached, so that the modules a package loads next are
 warm already.
 
@@ -29,11 +29,11 @@ from typing import Any, Optional, Sequence
 from nogil_toolkit.abi import classify, is_extension_file
 from nogil_toolkit.cache import CheckCache
 from nogil_toolkit.check import Mode, ModuleResult, Severity, judge
+from nogil_toolkit.check_env import ProbeChoice, ProbeSettings, resolve_modules
 from nogil_toolkit.environment import Distribution, ExtensionFile, _owners
 from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN
 from nogil_toolkit.guard.policy import GuardPolicy
-from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_binary
-from nogil_toolkit.probe import ProbeResult, probe_module
+from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.target import TargetInterpreter
 
 _VERDICT_WORDS = {
@@ -51,43 +51,21 @@ def decide(request: dict[str, Any]) -> dict[str, Any]:
     target = TargetInterpreter.current()
     cache = CheckCache(Path(request["cache_dir"]), os.path.abspath(sys.executable))
     file = ExtensionFile(path, name, classify(os.path.basename(path), target), None)
-    root = import_root(name, path)
+    # The package's other files have no module name here, so they are never probed.
+    others = [ExtensionFile(p, None, classify(os.path.basename(p), target), None)
+              for p in package_files(name, path, target)]
+    settings = ProbeSettings(sys.executable, ProbeChoice.UNDECIDED, (import_root(name, path),))
     try:
-        for other in package_files(name, path, target):
-            _inspect_cached(other, cache)
-        inspection, probe = _resolve(file, cache, root)
+        resolution = resolve_modules([file, *others], cache, jobs=os.cpu_count() or 1, probe=settings)[0]
     finally:
         cache.save()
     policy = GuardPolicy(request["allow"], request["project"])
-    result = judge(file, inspection, Mode(request["mode"]), policy.rules(), probe)
+    result = judge(file, resolution.inspection, Mode(request["mode"]), policy.rules(), resolution.probe)
     action = {Severity.ERROR: REFUSE, Severity.WARNING: WARN}.get(result.severity, LOAD)
     owner = owner_of(path, request["sys_path"]) if action == REFUSE else None
     return {"action": action, "status": result.status.value, "evidence": evidence(result),
             "allowed_because": result.allowed_because.reason if result.allowed_because else None,
             "distribution": str(owner) if owner else None}
-
-
-def _inspect_cached(path: str, cache: CheckCache) -> Optional[ModuleInspection]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    inspection = cache.lookup(path, stat)
-    if inspection is None:
-        inspection = inspect_binary(path)
-        cache.store(path, stat, inspection)
-    return inspection
-
-
-def _resolve(file: ExtensionFile, cache: CheckCache, root: str) -> tuple[Optional[ModuleInspection],
-                                                                          Optional[ProbeResult]]:
-    """INTERIM until the pipeline's per-file resolver lands: the cached or fresh inspection,
-    and an import probe when static reading cannot decide."""
-    inspection = _inspect_cached(file.path, cache)
-    probe = None
-    if inspection is not None and inspection.verdict is Verdict.UNKNOWN and file.importable:
-        probe = probe_module(sys.executable, file, (root,))
-    return inspection, probe
 
 
 def import_root(name: str, path: str) -> str:

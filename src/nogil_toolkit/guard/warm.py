@@ -21,6 +21,8 @@ CACHE_FORMAT = 1
 """``nogil_toolkit.cache.FORMAT``."""
 KEEPS_GIL_OFF = "not-used"
 """``Verdict.NOT_USED.value``."""
+UNDECIDED = "unknown"
+"""``Verdict.UNKNOWN.value``."""
 
 
 def default_cache_dir() -> str:
@@ -55,12 +57,18 @@ class WarmVerdicts:
         self._stamp: tuple[int, int] | None = None
 
     def keeps_gil_off(self, file: str, stat: os.stat_result) -> bool:
-        """Not thread-safe on its own: the caller holds a lock."""
+        """The file is unchanged and declares ``not-used``, or static reading could not decide
+        and a cached import probe saw the GIL stay off (what ``check`` makes of the two).
+        Not thread-safe on its own: the caller holds a lock."""
         self._refresh()
         entry = self._files.get(file)
         try:
-            return (entry is not None and entry[0] == [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-                    and entry[1]["verdict"] == KEEPS_GIL_OFF)
+            if entry is None or entry[0] != [stat.st_size, stat.st_mtime_ns, stat.st_ino]:
+                return False
+            verdict = entry[1]["verdict"]
+            probe = entry[2] if len(entry) > 2 else None
+            return verdict == KEEPS_GIL_OFF or (verdict == UNDECIDED and probe is not None
+                                                and probe["gil_enabled"] is False and probe["error"] is None)
         except (KeyError, TypeError, IndexError):
             return False
 
