@@ -20,13 +20,14 @@ What the wrapper does with a module, by the judge's :class:`Decision`:
 - ``warn``: emit :class:`UndeclaredModuleWarning` (once per module name), then load.
 - ``load``: load.
 
-After every load it compares ``sys._is_gil_enabled()`` before and after: a module that turned
-the GIL on is reported with :class:`GilEnabledWarning` (once: the GIL stays on).
+After loads it reads ``sys._is_gil_enabled()``: a module that turned the GIL on is reported
+with :class:`GilEnabledWarning` (once: the GIL stays on); see :meth:`_Guard.watch` for why
+the reading waits until no load is in flight.
 
 Free threading: several threads import at once, and explicit loaders bypass the import
 system's per-module locks, so the same file can reach the wrapper from many threads at the
-same moment. Decisions are memoised per (file, name); the judge serialises its own cache
-access; the "warned already" set and the "GIL already reported" flag change under one lock;
+same moment. The judge decides each (file, name) once per process under its own lock; the
+"warned already" set and the "GIL already reported" flag change under one lock;
 no lock is held while a module loads or a warning is emitted (a warning turned into an error
 by ``-W error`` must not leave a lock held). The judge imports nothing while it decides (see
 :mod:`.verdict`), so the wrapper is never re-entered from inside a decision.
@@ -81,26 +82,18 @@ class _Guard:
         self._judge = judge
         self._describe_refusal = describe_refusal
         self._lock = _thread.allocate_lock()
-        self._decisions: dict[tuple[str, str], Decision] = {}
         self._warned: set[str] = set()
-        self._loading: dict[int, str] = {}
-        self._next_load = 0
+        self._loading = 0
+        self._window: dict[str, tuple[str, Decision]] = {}
+        """Modules loaded since the GIL was last seen off with nothing loading."""
+        self._gil_seen_off = not sys._is_gil_enabled()
         self._gil_reported = False
-
-    def decision(self, name: str, path: str) -> Decision:
-        key = (path, name)
-        found = self._decisions.get(key)
-        if found is None:
-            found = self._judge(name, path)
-            with self._lock:
-                found = self._decisions.setdefault(key, found)
-        return found
 
     def create_dynamic(self, spec: Any, args: tuple[Any, ...]) -> Any:
         name, path = spec.name, getattr(spec, "origin", None)
         if not isinstance(path, str):  # not loaded from a file: nothing to judge
             return _original_create_dynamic(spec, *args)
-        decision = self.decision(name, path)
+        decision = self._judge(name, path)
         if decision.action == REFUSE:
             raise self._describe_refusal(name, path, decision)
         if decision.action == WARN and self._first_warning(name):
@@ -110,24 +103,32 @@ class _Guard:
         return self.watch(name, path, decision, args, spec)
 
     def watch(self, name: str, path: str, decision: Decision, args: tuple[Any, ...], spec: Any) -> Any:
-        """Load, and report the GIL being turned on by this load (or one running beside it)."""
-        was_on = sys._is_gil_enabled()
+        """Load, and report the GIL being turned on for good by this load or one beside it.
+
+        CPython turns the GIL on *transiently* around every extension module's init (3.13),
+        so while another thread is loading a module the GIL may read as on without being on
+        for good. It is read only when no guarded load is in flight, and then blames the
+        modules loaded since it was last seen off."""
         with self._lock:
-            ticket = self._next_load
-            self._next_load += 1
-            self._loading[ticket] = name
+            self._loading += 1
+            self._window.setdefault(name, (path, decision))
         try:
-            module = _original_create_dynamic(spec, *args)
+            return _original_create_dynamic(spec, *args)
         finally:
             with self._lock:
-                suspects = sorted(set(self._loading.values()))
-                del self._loading[ticket]
-                report = not was_on and not self._gil_reported and sys._is_gil_enabled()
-                self._gil_reported = self._gil_reported or report
-        if report:
-            _warn(_gil_enabled_message(name, decision, [s for s in suspects if s != name]), GilEnabledWarning,
-                  name, path)
-        return module
+                self._loading -= 1
+                culprits = None
+                if self._loading == 0:
+                    if not sys._is_gil_enabled():
+                        self._gil_seen_off = True
+                    elif self._gil_seen_off and not self._gil_reported:
+                        self._gil_reported = True
+                        culprits = dict(self._window)
+                    self._window.clear()
+            if culprits:
+                first, (first_path, first_decision) = next(iter(culprits.items()))
+                _warn(_gil_enabled_message(first, first_decision, [n for n in culprits if n != first]),
+                      GilEnabledWarning, first, first_path)
 
     def _first_warning(self, name: str) -> bool:
         with self._lock:
@@ -143,8 +144,10 @@ def _gil_enabled_message(name: str, decision: Decision, others: list[str]) -> st
         why = f"its file was judged {decision.status} ({decision.evidence})"
     else:
         why = decision.status
-    also = f"; also loading at that moment: {', '.join(others)}" if others else ""
-    return f"loading {name} turned the GIL on for the rest of the process ({why}){also}"
+    if others:
+        return (f"the GIL was turned on for the rest of the process while {', '.join([name, *others])} were "
+                f"loading at the same time ({name}: {why})")
+    return f"loading {name} turned the GIL on for the rest of the process ({why})"
 
 
 def _warn(message: str, category: type[Warning], module: str, path: str) -> None:

@@ -35,8 +35,9 @@ _COLD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
 class ModuleJudge:
     """``judge(name, path) -> Decision`` for one guarded process; safe from many threads.
 
-    One lock covers the warm lookup and the cold subprocess, so that two threads meeting the
-    same new file start one subprocess (and at most one import probe), not two."""
+    Each (file, name) is decided once per process. One lock covers the memo, the warm lookup
+    and the cold subprocess, so that threads meeting the same new file at once start one
+    subprocess (and at most one import probe), not one each."""
 
     def __init__(self, mode: str, policy: GuardPolicy, cache_dir: str | None = None) -> None:
         self.mode = mode
@@ -44,6 +45,7 @@ class ModuleJudge:
         self.cache_dir = cache_dir or default_cache_dir()
         self._warm = WarmVerdicts(current_cache_file(self.cache_dir))
         self._lock = _thread.allocate_lock()
+        self._decided: dict[tuple[str, str], Decision] = {}
 
     def __call__(self, name: str, path: str) -> Decision:
         try:
@@ -52,9 +54,14 @@ class ModuleJudge:
             # The loader fails on it with CPython's own error; nothing to judge.
             return Decision(LOAD, "missing", "the file cannot be read")
         with self._lock:
-            if self._warm.keeps_gil_off(path, stat):
-                return Decision(LOAD, KEEPS_GIL_OFF, "declared (cached verdict)")
-            return self._decide_cold(name, path)
+            decision = self._decided.get((path, name))
+            if decision is None:
+                if self._warm.keeps_gil_off(path, stat):
+                    decision = Decision(LOAD, KEEPS_GIL_OFF, "declared (cached verdict)")
+                else:
+                    decision = self._decide_cold(name, path)
+                self._decided[(path, name)] = decision
+            return decision
 
     def _decide_cold(self, name: str, path: str) -> Decision:
         request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow_text,
