@@ -24,18 +24,12 @@ from pathlib import Path
 from typing import Optional
 
 import nogil_toolkit
-from nogil_toolkit.target import ask_target
+from nogil_toolkit.target import TargetError, query_target
 
 HOOK_MODULE = "_nogil_toolkit_guard"
 PTH_FILE = "00-nogil-toolkit-guard.pth"
 _TEMPLATE = Path(__file__).parent / "bootstrap" / f"{HOOK_MODULE}.py"
 _TOOLKIT_LINE = "TOOLKIT = "
-_SITE_SCRIPT = r"""
-import json, sys, sysconfig
-print(json.dumps({"purelib": sysconfig.get_paths()["purelib"],
-                  "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                  "name": f"{sys.implementation.name} {sys.version.split()[0]}"}))
-"""
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,12 @@ class HookTarget:
 
 
 def hook_target(python: Optional[str]) -> HookTarget:
-    """Ask ``python`` (default: this interpreter) where its packages go. Raises TargetError."""
-    facts = ask_target(python, _SITE_SCRIPT)
-    return HookTarget(Path(facts["purelib"]), facts["free_threaded"], facts["name"])
+    """The first site-packages folder of ``python`` (default: this interpreter), the one its
+    venv or ``pip install`` uses. Raises TargetError."""
+    target = query_target(python)
+    if not target.site_packages:
+        raise TargetError(f"{target.executable} has no site-packages folder")
+    return HookTarget(Path(target.site_packages[0]), target.free_threaded, target.name)
 
 
 def hook_source() -> str:
