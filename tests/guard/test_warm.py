@@ -25,7 +25,9 @@ def test_constants_are_the_checkers() -> None:
     assert warm.CACHE_FORMAT == check_cache.FORMAT
     assert warm.KEEPS_GIL_OFF == Verdict.NOT_USED.value
     assert warm.UNDECIDED == Verdict.UNKNOWN.value
-    assert verdict.KEEPS_GIL_OFF == Status.KEEPS_GIL_OFF.value
+    assert (warm.KEEPS_GIL_OFF_STATUS, warm.NEEDS_GIL_STATUS) == (Status.KEEPS_GIL_OFF.value, Status.NEEDS_GIL.value)
+    assert verdict.ALLOWED == Status.ALLOWED.value
+    assert set(warm.VERDICT_WORDS) == {v.value for v in Verdict}
 
 
 @pytest.mark.parametrize("env", [{"NOGIL_TOOLKIT_CACHE": "/somewhere/else"}, {"XDG_CACHE_HOME": "/xdg"}, {}])
@@ -52,7 +54,7 @@ PROBE_FAILED = ProbeResult(None, None, "ImportError: nope", "m")
 @pytest.mark.parametrize(("verdict_", "probe"), [
     (Verdict.NOT_USED, None), (Verdict.USED, None), (Verdict.UNDECLARED, None), (Verdict.UNKNOWN, None),
     (Verdict.UNKNOWN, PROBE_OFF), (Verdict.UNKNOWN, PROBE_ON), (Verdict.NOT_A_MODULE, None),
-    (Verdict.UNDECLARED, PROBE_OFF),
+    (Verdict.UNDECLARED, PROBE_OFF), (Verdict.UNKNOWN, PROBE_FAILED),
 ])
 def test_warm_answer_is_what_judge_decides(tmp_path: Path, verdict_: Verdict, probe: ProbeResult | None) -> None:
     binary = tmp_path / f"m{SUFFIX}"
@@ -68,12 +70,16 @@ def test_warm_answer_is_what_judge_decides(tmp_path: Path, verdict_: Verdict, pr
     file = ExtensionFile(str(binary), "m", classify(binary.name, _target()), None)
     stored = cache.lookup(str(binary), stat)
     assert stored is not None
-    expected = judge(file, stored.inspection, Mode.NOGIL, (), stored.probe).status is Status.KEEPS_GIL_OFF
-    assert reader.keeps_gil_off(str(binary), stat) is expected
+    status = judge(file, stored.inspection, Mode.NOGIL, (), stored.probe).status
+    warm_answer = reader.status(str(binary), stat)
+    if status in (Status.KEEPS_GIL_OFF, Status.NEEDS_GIL):
+        assert warm_answer is not None and warm_answer[0] == status.value
+    else:  # the cold path decides what the entry alone does not
+        assert warm_answer is None
 
     # The file changes: the entry no longer counts, whatever it said.
     os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
-    assert reader.keeps_gil_off(str(binary), os.stat(binary)) is False
+    assert reader.status(str(binary), os.stat(binary)) is None
 
 
 def test_reader_follows_the_cache_file_and_ignores_other_versions(tmp_path: Path) -> None:
@@ -82,9 +88,21 @@ def test_reader_follows_the_cache_file_and_ignores_other_versions(tmp_path: Path
     stat = os.stat(binary)
     cache = check_cache.CheckCache(tmp_path, "/x/python3.13t")
     reader = warm.WarmVerdicts(str(cache.path))
-    assert reader.keeps_gil_off(str(binary), stat) is False  # no file yet
+    assert reader.status(str(binary), stat) is None  # no file yet
     cache.store(str(binary), stat, ModuleInspection(str(binary), "elf", "x86_64", ("PyInit_m",), Verdict.NOT_USED, ()))
     cache.save()
-    assert reader.keeps_gil_off(str(binary), stat) is True  # re-read once written
+    assert reader.status(str(binary), stat) == ("keeps-gil-off", "declares that it runs without the GIL")
     cache.path.write_text(cache.path.read_text().replace('"toolkit":"', '"toolkit":"0.0.0-old'))
-    assert reader.keeps_gil_off(str(binary), stat) is False
+    assert reader.status(str(binary), stat) is None
+
+
+def test_allowlist_matches_like_the_checkers_allow_rules() -> None:
+    from nogil_toolkit.config import AllowRule
+    from nogil_toolkit.guard import GuardPolicy
+
+    rules = [("pkg._c", "exact"), ("pkg.*", "glob"), ("other.sub?", "one char"), ("[ab].x", "set")]
+    policy = GuardPolicy(rules)
+    checker = [AllowRule(pattern, reason) for pattern, reason in rules]
+    for module in ("pkg._c", "pkg.deep.mod", "pkg", "other.sub1", "other.sub12", "a.x", "c.x", "PKG._c"):
+        expected = next((r.reason for r in checker if r.matches(module)), None)
+        assert policy.allowed_because(module) == expected

@@ -20,7 +20,7 @@ In every mode a module that turns the GIL on while loading past the guard is rep
 hook ``nogil-toolkit guard install`` puts in an environment, or in-process::
 
     import nogil_toolkit.guard as guard
-    guard.install("nogil", guard.GuardPolicy(allow="legacy._c=audited"))
+    guard.install("nogil", guard.GuardPolicy([("legacy._c", "audited: one lock")]))
 """
 
 from __future__ import annotations

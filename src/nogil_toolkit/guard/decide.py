@@ -30,20 +30,11 @@ from nogil_toolkit.abi import classify, is_extension_file
 from nogil_toolkit.cache import CheckCache
 from nogil_toolkit.check import Mode, ModuleResult, Severity, judge
 from nogil_toolkit.check_env import ProbeChoice, ProbeSettings, resolve_modules
+from nogil_toolkit.config import AllowRule
 from nogil_toolkit.environment import Distribution, ExtensionFile, _owners
 from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN
-from nogil_toolkit.guard.policy import GuardPolicy
-from nogil_toolkit.inspect import Verdict
+from nogil_toolkit.guard.warm import VERDICT_WORDS
 from nogil_toolkit.target import TargetInterpreter
-
-_VERDICT_WORDS = {
-    Verdict.USED: "declares that it needs the GIL",
-    Verdict.UNDECLARED: "declares nothing about the GIL, which CPython treats as needing it",
-    Verdict.NOT_USED: "declares that it runs without the GIL",
-    Verdict.NOT_A_MODULE: "exports no module init function",
-    Verdict.UNKNOWN: "could not be decided from its file",
-}
-
 
 def decide(request: dict[str, Any]) -> dict[str, Any]:
     """The decision about ``request["module"]`` at ``request["path"]`` (see :func:`main`)."""
@@ -59,8 +50,8 @@ def decide(request: dict[str, Any]) -> dict[str, Any]:
         resolution = resolve_modules([file, *others], cache, jobs=os.cpu_count() or 1, probe=settings)[0]
     finally:
         cache.save()
-    policy = GuardPolicy(request["allow"], request["project"])
-    result = judge(file, resolution.inspection, Mode(request["mode"]), policy.rules(), resolution.probe)
+    rules = [AllowRule(pattern, reason) for pattern, reason in request["allow"]]
+    result = judge(file, resolution.inspection, Mode(request["mode"]), rules, resolution.probe)
     action = {Severity.ERROR: REFUSE, Severity.WARNING: WARN}.get(result.severity, LOAD)
     owner = owner_of(path, request["sys_path"]) if action == REFUSE else None
     return {"action": action, "status": result.status.value, "evidence": evidence(result),
@@ -95,7 +86,7 @@ def evidence(result: ModuleResult) -> str:
     if result.file.abi.reason:
         parts.append(result.file.abi.reason)
     elif result.inspection is not None:
-        parts.append(_VERDICT_WORDS[result.inspection.verdict])
+        parts.append(VERDICT_WORDS[result.inspection.verdict.value])
         first = result.inspection.evidence[0].detail if result.inspection.evidence else result.inspection.reason
         if first:
             parts.append(first)

@@ -9,18 +9,17 @@
     The directory (or ``pyproject.toml``) whose ``[tool.nogil.check] allow`` table applies;
     unset: the current directory when the guard starts; empty: none.
 
-The allowlist only matters for a module that needs the GIL, so it is read the first time one
-is met, not at start-up: most processes never pay for parsing TOML.
+Without ``NOGIL_ALLOW`` and without a ``pyproject.toml`` in the project nothing is parsed:
+most guarded processes never import a TOML parser.
 """
 
 from __future__ import annotations
 
-import _thread
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from typing import Mapping, Sequence
 
     from nogil_toolkit.config import AllowRule
 
@@ -59,45 +58,51 @@ def project_rules(project: str) -> tuple[AllowRule, ...]:
 
 
 class GuardPolicy:
-    """The allowlist of one guarded process, read once, when first needed."""
+    """The allowlist of one guarded process as (pattern, reason) pairs, the project's first.
 
-    def __init__(self, allow: str = "", project: str | None = None) -> None:
-        self.allow_text = allow
-        self.project = project
-        self._rules: tuple[AllowRule, ...] | None = None
-        self._problems: tuple[str, ...] = ()
-        self._lock = _thread.allocate_lock()
+    Read once, when the guard starts (nothing is half-imported then), so that deciding a module
+    later needs no TOML parser and no checker: :meth:`allowed_because` matches the way
+    :class:`~nogil_toolkit.config.AllowRule` does."""
+
+    def __init__(self, allow: Sequence[tuple[str, str]] = ()) -> None:
+        self.allow = tuple((pattern, reason) for pattern, reason in allow)
+
+    def allowed_because(self, module: str) -> str | None:
+        """The reason of the first rule matching ``module``, or None."""
+        if not self.allow:
+            return None
+        from fnmatch import fnmatchcase
+
+        return next((reason for pattern, reason in self.allow if fnmatchcase(module, pattern)), None)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> GuardPolicy:
+        """``NOGIL_PROJECT``'s rules, then ``NOGIL_ALLOW``'s. Invalid parts are left out and
+        named on stderr, one line each: a module is then not allowed, the safe side of a
+        broken policy. Without either source nothing is imported."""
+        text = environ.get("NOGIL_ALLOW", "")
         project = environ.get("NOGIL_PROJECT")
-        return cls(environ.get("NOGIL_ALLOW", ""), os.getcwd() if project is None else (project or None))
-
-    def rules(self) -> tuple[AllowRule, ...]:
-        """Project rules first, then ``NOGIL_ALLOW``'s. Invalid parts are left out and named
-        once on stderr (:meth:`problems`): a refusal then says the module is not allowed, which
-        is the safe side of a broken policy."""
-        with self._lock:
-            if self._rules is None:
-                self._rules, self._problems = self._read()
-                if self._problems:
-                    from nogil_toolkit.console import warning
-
-                    for problem in self._problems:
-                        warning(f"nogil-toolkit guard: {problem}; ignored")
-            return self._rules
-
-    def _read(self) -> tuple[tuple[AllowRule, ...], tuple[str, ...]]:
-        rules: list[AllowRule] = []
+        project = os.getcwd() if project is None else (project or None)
+        has_pyproject = project is not None and (os.path.isfile(project) or
+                                                 os.path.isfile(os.path.join(project, "pyproject.toml")))
+        if not text.strip() and not has_pyproject:
+            return cls()
+        rules: list[tuple[str, str]] = []
         problems: list[str] = []
-        if self.project:
+        if has_pyproject:
             try:
-                rules.extend(project_rules(self.project))
+                rules.extend((r.pattern, r.reason) for r in project_rules(project))  # type: ignore[arg-type]
             except PolicyError as exc:
-                problems.append(f"{exc} (NOGIL_PROJECT={self.project})")
-        for entry in filter(None, (e.strip() for e in self.allow_text.split(ALLOW_SEPARATOR))):
+                problems.append(f"{exc} (NOGIL_PROJECT={project})")
+        for entry in filter(None, (e.strip() for e in text.split(ALLOW_SEPARATOR))):
             try:
-                rules.append(parse_allow(entry))
+                rule = parse_allow(entry)
+                rules.append((rule.pattern, rule.reason))
             except PolicyError as exc:
                 problems.append(f"NOGIL_ALLOW: {exc}")
-        return tuple(rules), tuple(problems)
+        if problems:
+            from nogil_toolkit.console import warning
+
+            for problem in problems:
+                warning(f"nogil-toolkit guard: {problem}; ignored")
+        return cls(rules)

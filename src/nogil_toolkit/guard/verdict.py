@@ -2,8 +2,9 @@
 
 Two paths, one cache:
 
-- warm: an unchanged file the shared verdict cache knows to keep the GIL off is loaded at
-  once (:mod:`.warm`: ``json`` and ``os``, nothing else);
+- warm: an unchanged file whose cached entry decides it (a static verdict, or a conclusive
+  import probe) is judged at once under the mode and the allowlist (:mod:`.warm`: ``json``
+  and ``os``, nothing else);
 - cold: anything else is decided by the environment check's machinery in a fresh ``-I``
   subprocess of this interpreter (:mod:`.decide`), which writes what it learns to the same
   cache. Its answer is memoised for the life of this process by the loader.
@@ -22,11 +23,15 @@ import sys
 import nogil_toolkit
 from nogil_toolkit.guard.errors import GilRequiredImportError
 from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN, Decision
-from nogil_toolkit.guard.policy import NOGIL, GuardPolicy
+from nogil_toolkit.guard.policy import NOGIL, UNSAFE_NOGIL, GuardPolicy
+from nogil_toolkit.guard.warm import KEEPS_GIL_OFF_STATUS as KEEPS_GIL_OFF
 from nogil_toolkit.guard.warm import WarmVerdicts, current_cache_file, default_cache_dir
 
-KEEPS_GIL_OFF = "keeps-gil-off"
-"""``check.Status.KEEPS_GIL_OFF.value``, without importing the checker."""
+ALLOWED = "allowed"
+"""``check.Status.ALLOWED.value``, without importing the checker."""
+# abi3 files are found by the importer on free-threaded 3.13/3.14 but cannot load there
+# (``abi.classify``): only the cold path's checker judges them.
+_WRONG_ABI = ".abi3.so" if sys.version_info < (3, 15) and "t" in getattr(sys, "abiflags", "") else ""
 _TOOLKIT = os.path.dirname(os.path.dirname(os.path.abspath(nogil_toolkit.__file__)))
 _COLD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
          "from nogil_toolkit.guard.decide import main; sys.exit(main(sys.argv[1:]))")
@@ -56,16 +61,28 @@ class ModuleJudge:
         with self._lock:
             decision = self._decided.get((path, name))
             if decision is None:
-                if self._warm.keeps_gil_off(path, stat):
-                    decision = Decision(LOAD, KEEPS_GIL_OFF, "declared (cached verdict)")
-                else:
-                    decision = self._decide_cold(name, path)
+                decision = self._decide_warm(name, path, stat) or self._decide_cold(name, path)
                 self._decided[(path, name)] = decision
             return decision
 
+    def _decide_warm(self, name: str, path: str, stat: os.stat_result) -> Decision | None:
+        """What ``check.judge`` makes of a cached entry under the mode and the allowlist, for
+        the cases that need no more than the entry: None sends the module to the cold path
+        (and so does a refusal, whose message names the distribution)."""
+        known = self._warm.status(path, stat)
+        if known is None or _WRONG_ABI and path.endswith(_WRONG_ABI):
+            return None
+        status, evidence = known
+        if status == KEEPS_GIL_OFF:
+            return Decision(LOAD, status, evidence)
+        reason = self.policy.allowed_because(name)
+        if reason is not None:
+            return Decision(LOAD, ALLOWED, evidence, reason)
+        return Decision(WARN, status, evidence) if self.mode == UNSAFE_NOGIL else None
+
     def _decide_cold(self, name: str, path: str) -> Decision:
-        request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow_text,
-                   "project": self.policy.project, "cache_dir": self.cache_dir, "sys_path": sys.path}
+        request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow,
+                   "cache_dir": self.cache_dir, "sys_path": sys.path}
         status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
         try:
             answer = json.loads(output.strip().splitlines()[-1])

@@ -1,0 +1,139 @@
+"""What does the runtime guard cost a process that imports heavy packages?
+
+    python3 benchmarks/guard_overhead.py [--python FT_PYTHON] [--venv DIR] [--runs N]
+
+Builds (or reuses, with ``--venv``) a venv of a free-threaded CPython with pinned ``cp313t``
+wheels of numpy and pandas, then times whole processes, interleaved, in the same run:
+
+- ``import numpy`` without the guard and under ``NOGIL_MODE=nogil`` with a warm verdict cache
+  (every numpy module declares it runs without the GIL: the guard's common case);
+- ``import numpy, pandas`` with ``PYTHON_GIL=0`` on both sides, without the guard and under
+  ``NOGIL_MODE=unsafe-nogil`` (pandas 2.3.3 has one module that declares nothing: it is
+  decided again by the guard's cold path at every start, in a subprocess);
+- the cold cost: the guarded ``import numpy`` with an empty cache (first start ever).
+
+The guarded processes are started the way ``nogil-toolkit run`` starts them (its folder first
+on ``PYTHONPATH``). Prints medians and the median ratios (target: at most 1.05 warm). It is a
+measurement, not a test: wall-clock times are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from nogil_toolkit.guard.envhook import run_folder  # noqa: E402
+
+PINS = ("numpy==2.3.4", "pandas==2.3.3", "python-dateutil==2.9.0.post0", "pytz==2025.2", "tzdata==2025.2",
+        "six==1.17.0")
+CATEGORY = "nogil_toolkit.guard.UndeclaredModuleWarning"
+
+
+def find_ft_python() -> str:
+    out = subprocess.run([sys.executable, str(REPO / ".ci" / "provision_freethreaded.py"), "--find-only"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def make_venv(python: str, folder: Path) -> Path:
+    venv_python = folder / "bin" / "python"
+    if not venv_python.exists():
+        subprocess.run([python, "-m", "venv", str(folder)], check=True)
+        subprocess.run([str(venv_python), "-m", "pip", "install", "-q", "--only-binary=:all:", "--no-deps", *PINS],
+                       check=True)
+    return venv_python
+
+
+def timed(argv: Sequence[str], env: Dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def base_env() -> Dict[str, str]:
+    """Bytecode is written and read as usual; nothing forces the GIL or the guard."""
+    drop = ("PYTHONDONTWRITEBYTECODE", "PYTHON_GIL", "PYTHONPATH", "PYTHONWARNINGS", "NOGIL_MODE", "NOGIL_ALLOW",
+            "NOGIL_PROJECT")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def guarded_env(mode: str, cache: Path, **extra: str) -> Dict[str, str]:
+    env = base_env()
+    env.update(NOGIL_MODE=mode, NOGIL_PROJECT="", NOGIL_TOOLKIT_CACHE=str(cache),
+               PYTHONPATH=str(run_folder(cache)), **extra)
+    return env
+
+
+def compare(label: str, python: str, code: str, plain: Dict[str, str], guarded: Dict[str, str], runs: int,
+            args: Sequence[str] = ()) -> float:
+    """Median times of both, interleaved (the order alternates), after one warm-up each."""
+    argv = [python, *args, "-c", code]
+    timed(argv, plain)
+    timed(argv, guarded)
+    times: Dict[str, List[float]] = {"plain": [], "guarded": []}
+    for index in range(runs):
+        order = ("plain", "guarded") if index % 2 == 0 else ("guarded", "plain")
+        for name in order:
+            times[name].append(timed(argv, plain if name == "plain" else guarded))
+    plain_median, guarded_median = statistics.median(times["plain"]), statistics.median(times["guarded"])
+    ratio = guarded_median / plain_median
+    print(f"{label}\n  without guard {plain_median * 1000:8.1f} ms   guarded {guarded_median * 1000:8.1f} ms   "
+          f"ratio {ratio:.3f}   (medians of {runs})")
+    return ratio
+
+
+def cold(python: str, code: str, plain: Dict[str, str], runs: int, scratch: Path) -> None:
+    """The guarded start with an empty cache each time, against the plain start."""
+    cold_times, plain_times = [], []
+    for index in range(runs):
+        cache = scratch / f"cold-{index}"
+        cold_times.append(timed([python, "-c", code], guarded_env("nogil", cache)))
+        plain_times.append(timed([python, "-c", code], plain))
+        shutil.rmtree(cache, ignore_errors=True)
+    extra = statistics.median(cold_times) - statistics.median(plain_times)
+    print(f"cold start (empty cache), import numpy\n  guarded {statistics.median(cold_times) * 1000:8.1f} ms   "
+          f"cost over the plain start {extra * 1000:+.1f} ms   (medians of {runs})")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", help="a free-threaded CPython (default: the provisioned one)")
+    parser.add_argument("--venv", type=Path, help="reuse (or create) the benchmark venv here")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each side (default: %(default)s)")
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="guard-overhead-"))
+    try:
+        python = str(make_venv(args.python or find_ft_python(), args.venv or scratch / "venv"))
+        version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        print(f"CPython {version} (free-threaded), {', '.join(PINS[:2])}; whole processes, interleaved\n")
+        warm = scratch / "warm-cache"
+        numpy = "import numpy, sys; assert not sys._is_gil_enabled()"
+        ratios = [compare("import numpy (nogil mode, warm cache)", python, numpy, base_env(),
+                          guarded_env("nogil", warm), args.runs)]
+        both = "import numpy, pandas"
+        ratios.append(compare("import numpy, pandas (PYTHON_GIL=0; unsafe-nogil, warm cache, one undeclared module)",
+                              python, both, {**base_env(), "PYTHON_GIL": "0"},
+                              guarded_env("unsafe-nogil", warm, PYTHON_GIL="0"), args.runs,
+                              args=("-W", f"ignore::{CATEGORY}")))
+        cold(python, numpy, base_env(), args.runs, scratch)
+        verdict = "PASS" if ratios[0] <= 1.05 else "MISS"
+        print(f"\n{verdict}: warm ratio {ratios[0]:.3f} for import numpy (target <= 1.05)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
