@@ -13,8 +13,8 @@ wheels of numpy and pandas, then times whole processes, interleaved, in the same
 - the cold cost: the guarded ``import numpy`` with an empty cache (first start ever).
 
 The guarded processes are started the way ``nogil-toolkit run`` starts them (its folder first
-on ``PYTHONPATH``). Prints medians and the median ratios (target: at most 1.05 warm). It is a
-measurement, not a test: wall-clock times are printed, never asserted.
+on ``PYTHONPATH``). Prints medians of wall-clock and CPU time and their ratios (target: at
+most 1.05 warm). It is a measurement, not a test: times are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -55,10 +55,15 @@ def make_venv(python: str, folder: Path) -> Path:
     return venv_python
 
 
-def timed(argv: Sequence[str], env: Dict[str, str]) -> float:
+def timed(argv: Sequence[str], env: Dict[str, str]) -> Tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one whole process. CPU time is the
+    steadier of the two on a shared machine: waiting for a core does not count."""
     started = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
 def base_env() -> Dict[str, str]:
@@ -77,20 +82,25 @@ def guarded_env(mode: str, cache: Path, **extra: str) -> Dict[str, str]:
 
 def compare(label: str, python: str, code: str, plain: Dict[str, str], guarded: Dict[str, str], runs: int,
             args: Sequence[str] = ()) -> float:
-    """Median times of both, interleaved (the order alternates), after one warm-up each."""
+    """Median wall and CPU times of both, interleaved (the order alternates), after one
+    warm-up each; returns the wall-clock ratio."""
     argv = [python, *args, "-c", code]
     timed(argv, plain)
     timed(argv, guarded)
-    times: Dict[str, List[float]] = {"plain": [], "guarded": []}
+    times: Dict[str, List[Tuple[float, float]]] = {"plain": [], "guarded": []}
     for index in range(runs):
         order = ("plain", "guarded") if index % 2 == 0 else ("guarded", "plain")
         for name in order:
             times[name].append(timed(argv, plain if name == "plain" else guarded))
-    plain_median, guarded_median = statistics.median(times["plain"]), statistics.median(times["guarded"])
-    ratio = guarded_median / plain_median
-    print(f"{label}\n  without guard {plain_median * 1000:8.1f} ms   guarded {guarded_median * 1000:8.1f} ms   "
-          f"ratio {ratio:.3f}   (medians of {runs})")
-    return ratio
+    print(label)
+    ratios = []
+    for column, kind in ((0, "wall"), (1, "cpu ")):
+        plain_median = statistics.median(t[column] for t in times["plain"])
+        guarded_median = statistics.median(t[column] for t in times["guarded"])
+        ratios.append(guarded_median / plain_median)
+        print(f"  {kind}  without guard {plain_median * 1000:8.1f} ms   guarded {guarded_median * 1000:8.1f} ms   "
+              f"ratio {ratios[-1]:.3f}   (medians of {runs})")
+    return ratios[0]
 
 
 def cold(python: str, code: str, plain: Dict[str, str], runs: int, scratch: Path) -> None:
@@ -98,8 +108,8 @@ def cold(python: str, code: str, plain: Dict[str, str], runs: int, scratch: Path
     cold_times, plain_times = [], []
     for index in range(runs):
         cache = scratch / f"cold-{index}"
-        cold_times.append(timed([python, "-c", code], guarded_env("nogil", cache)))
-        plain_times.append(timed([python, "-c", code], plain))
+        cold_times.append(timed([python, "-c", code], guarded_env("nogil", cache))[0])
+        plain_times.append(timed([python, "-c", code], plain)[0])
         shutil.rmtree(cache, ignore_errors=True)
     extra = statistics.median(cold_times) - statistics.median(plain_times)
     print(f"cold start (empty cache), import numpy\n  guarded {statistics.median(cold_times) * 1000:8.1f} ms   "
