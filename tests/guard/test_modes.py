@@ -4,6 +4,7 @@ when the GIL is turned on anyway."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -253,3 +254,23 @@ def test_nothing_is_imported_when_nogil_mode_is_unset(ft_python: str, cache: Pat
     result = run_guarded(ft_python, "import sys; print(sorted(m for m in sys.modules if 'nogil' in m))", mode=None,
                          modules=None, cache=cache)
     assert result.stdout.strip() == "['_nogil_toolkit_guard']"
+
+
+def test_relative_and_symlinked_paths_use_the_real_files_cache_entries(ft_python: str, guard_modules: Modules,
+                                                                      cache: Path, tmp_path: Path) -> None:
+    (tmp_path / "linked").symlink_to(guard_modules.folder, target_is_directory=True)
+    code = """
+import json, sys
+spawned = []
+sys.addaudithook(lambda event, args: spawned.append(event) if event == "os.posix_spawn" else None)
+sys.path.insert(0, "linked")
+import declared
+print(json.dumps({"spawned": len(spawned), "file": declared.__file__}))
+"""
+    first = run_guarded(ft_python, code, mode="nogil", modules=None, cache=cache, cwd=tmp_path)
+    second = run_guarded(ft_python, code, mode="nogil", modules=None, cache=cache, cwd=tmp_path)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "/linked/" in first.data["file"] and first.data["spawned"] >= 1
+    assert second.data["spawned"] == 0
+    [cache_file] = cache.glob("check-env-*.json")
+    assert str(guard_modules.path("declared")) in json.loads(cache_file.read_text())["files"]

@@ -53,6 +53,9 @@ class ModuleJudge:
         self._decided: dict[tuple[str, str], Decision] = {}
 
     def __call__(self, name: str, path: str) -> Decision:
+        # The cache knows files by their real path (nogil-check-env resolves the folders it
+        # scans): a relative sys.path entry or a symlinked venv must find the same entries.
+        path = os.path.realpath(path)
         try:
             stat = os.stat(path)
         except OSError:
@@ -83,9 +86,11 @@ class ModuleJudge:
     def _decide_cold(self, name: str, path: str) -> Decision:
         request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow,
                    "cache_dir": self.cache_dir, "sys_path": sys.path}
-        status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
         try:
+            status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
             answer = json.loads(output.strip().splitlines()[-1])
+        except OSError as exc:  # no interpreter to run (an embedding application)
+            answer = {"error": f"cannot start {sys.executable or 'an interpreter'}: {exc.strerror or exc}"}
         except (ValueError, IndexError):
             answer = {"error": f"the checker exited with status {status} and no answer"}
         if "error" in answer:
