@@ -274,3 +274,23 @@ print(json.dumps({"spawned": len(spawned), "file": declared.__file__}))
     assert second.data["spawned"] == 0
     [cache_file] = cache.glob("check-env-*.json")
     assert str(guard_modules.path("declared")) in json.loads(cache_file.read_text())["files"]
+
+
+def test_an_abi3_file_is_refused_as_unloadable(ft_python: str, guard_modules: Modules, cache: Path,
+                                               tmp_path: Path) -> None:
+    """Free-threaded 3.13 still finds ``.abi3.so`` files but cannot load them (abi.classify)."""
+    import shutil
+
+    shutil.copy(guard_modules.path("declared"), tmp_path / "declared.abi3.so")
+    result = run_guarded(ft_python, f"""
+import json, sys
+sys.path.insert(0, {str(tmp_path)!r})
+from nogil_toolkit.guard import GilRequiredImportError
+try:
+    import declared
+except GilRequiredImportError as exc:
+    print(json.dumps({{"status": exc.status, "message": str(exc).splitlines()[0]}}))
+""", mode="nogil", modules=None, cache=cache)
+    assert result.returncode == 0, result.stderr
+    assert result.data["status"] == "wrong-abi"
+    assert result.data["message"].startswith("nogil mode refuses to import declared: this interpreter cannot load it")

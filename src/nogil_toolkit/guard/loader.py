@@ -38,6 +38,7 @@ from __future__ import annotations
 import _imp
 import _thread
 import sys
+
 from nogil_toolkit.guard.errors import GilEnabledWarning, GilRequiredImportError, UndeclaredModuleWarning
 
 TYPE_CHECKING = False  # the typing module is not imported at run time: the hook must start cheaply

@@ -126,10 +126,16 @@ def _run(argv: list[str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(wait_status), b"".join(chunks).decode("utf-8", "replace")
 
 
+_REFUSED_BECAUSE = {"undecided": "nothing shows that it runs without the GIL",
+                    "wrong-abi": "this interpreter cannot load it"}
+"""The first words of a refusal by ``check.Status`` value (``needs-gil``: the GIL)."""
+
+
 def refusal(name: str, path: str, decision: Decision) -> GilRequiredImportError:
     """The error of a refused module: what, where, whose, why, and how to allow it."""
+    why = _REFUSED_BECAUSE.get(decision.status, "loading it would turn the GIL on")
     message = (
-        f"{NOGIL} mode refuses to import {name}: loading it would turn the GIL on ({decision.evidence})\n"
+        f"{NOGIL} mode refuses to import {name}: {why} ({decision.evidence})\n"
         f"  file: {path}\n"
         f"  distribution: {decision.distribution or 'none (not installed by a package manager)'}\n"
         f"  to allow it: nogil-toolkit run --allow '{name}=REASON', NOGIL_ALLOW='{name}=REASON', or "
