@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from guard_support import MAPPED, Modules, run_guarded
 
+from support import REPO
+
+SRC = REPO / "src"
+
 pytestmark = pytest.mark.freethreaded
 
 CATEGORY = "nogil_toolkit.guard.UndeclaredModuleWarning"
@@ -294,3 +298,25 @@ except GilRequiredImportError as exc:
     assert result.returncode == 0, result.stderr
     assert result.data["status"] == "wrong-abi"
     assert result.data["message"].startswith("nogil mode refuses to import declared: this interpreter cannot load it")
+
+
+def test_in_process_install_and_uninstall(ft_python: str, guard_modules: Modules, cache: Path) -> None:
+    result = run_guarded(ft_python, f"""
+import json, sys
+sys.path.insert(0, {str(SRC)!r})
+import nogil_toolkit.guard as guard
+guard.install("nogil", guard.GuardPolicy([("legacy_a", "audited")]), cache_dir={str(cache)!r})
+outcome = {{"mode": guard.active_mode()}}
+import declared
+try:
+    import legacy_b
+except guard.GilRequiredImportError:
+    outcome["legacy_b"] = "refused"
+guard.uninstall()
+outcome["after"] = guard.active_mode()
+import legacy_b
+outcome["gil"] = sys._is_gil_enabled()
+print(json.dumps(outcome))
+""", mode=None, modules=guard_modules, cache=cache)
+    assert result.returncode == 0, result.stderr
+    assert result.data == {"mode": "nogil", "legacy_b": "refused", "after": None, "gil": True}
