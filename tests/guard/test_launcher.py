@@ -155,3 +155,15 @@ def test_guard_install_names_an_unknown_interpreter(cache: Path, tmp_path: Path)
     result = toolkit("guard", "install", "--python", tmp_path / "nope", cache=cache)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no interpreter at ") and result.stderr.count("\n") == 1
+
+
+def test_run_still_runs_the_environments_own_sitecustomize(ft_python: str, cache: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text("MARK = 'theirs'\n")
+    result = toolkit("run", "--", ft_python, "-c",
+                     "import sys, sitecustomize; print(sitecustomize.MARK, sys.modules['nogil_toolkit.guard'].active_mode(),"
+                     " any(p.endswith('run') or '/run/' in p for p in sys.path))",
+                     cache=cache, extra={"PYTHONPATH": str(theirs)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["theirs", "nogil", "False"]
