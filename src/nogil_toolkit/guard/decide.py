@@ -36,6 +36,7 @@ from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN
 from nogil_toolkit.guard.warm import VERDICT_WORDS
 from nogil_toolkit.target import TargetInterpreter
 
+
 def decide(request: dict[str, Any]) -> dict[str, Any]:
     """The decision about ``request["module"]`` at ``request["path"]`` (see :func:`main`)."""
     name, path = request["module"], request["path"]
