@@ -8,7 +8,10 @@ one run:
 
 1. the static check, cold (``--no-cache``), in-process, best and median of a few runs;
 2. the static check with a warm verdict cache;
-3. the import probe of every importable module, one fresh subprocess each.
+3. whole processes, start to exit, as a user runs them (median of at least 5 runs each):
+   the bare interpreter, ``nogil-check-env --version``, a cached re-check and ``--no-cache``,
+   the toolkit imported from this checkout with its bytecode compiled;
+4. the import probe of every importable module, one fresh subprocess each.
 
 It prints the environment's size, the static verdicts, the agreement between static
 verdicts and probes (each disagreement with its evidence), the speed ratios, and one
@@ -19,6 +22,7 @@ PASS/MISS line per target of the issue. It is a measurement, not a test: the exi
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import io
 import json
@@ -96,6 +100,10 @@ DEPENDENCIES = (
 TARGET_MODULES = 150
 COLD_SECONDS, WARM_SECONDS, PROBE_RATIO = 0.5, 0.1, 300
 REPEAT = 5
+# Whole-process targets (issue 7 §5): --version over a bare start, cached and cold checks.
+VERSION_OVER_BARE, PROCESS_WARM, PROCESS_COLD = 0.040, 0.1, 0.3
+# What the console script runs (pip's wrapper also imports re and sys).
+CONSOLE = "import re, sys\nfrom nogil_toolkit.main_check_env import main\nsys.exit(main())"
 
 
 def log(text: str) -> None:
@@ -157,6 +165,21 @@ def timed_runs(argv: Sequence[str], repeat: int) -> Tuple[List[float], dict]:
     return times, document
 
 
+def process_times(python: str, argv: Sequence[str], repeat: int) -> List[float]:
+    """Wall-clock seconds of ``repeat`` whole runs of ``python -c CONSOLE argv`` (one untimed
+    run first, so that the timed ones find the bytecode and the disk cache warm)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(REPO / "src")
+    command = [python, "-c", "pass"] if not argv else [python, "-c", CONSOLE, *argv]
+    times = []
+    for run in range(repeat + 1):
+        started = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        if run:
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def describe_times(times: List[float]) -> str:
     return f"best {min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms over {len(times)} runs"
 
@@ -184,8 +207,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--venv", type=Path, help="create or reuse the venv here (default: a temporary one)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="probes at once (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=60, help="per-module probe timeout")
-    parser.add_argument("--repeat", type=int, default=REPEAT, help="timed static runs of each kind")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each kind (at least 5)")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the timings (steps 1-3): no import probe, no agreement report")
     args = parser.parse_args(argv)
+    args.repeat = max(args.repeat, 5)
 
     ft_python = find_freethreaded(args.python)
     temp = None
@@ -196,24 +222,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         venv = args.venv.absolute()
     try:
         python = prepare_venv(ft_python, venv)
-        return measure(str(python), args)
+        return measure(str(python), ft_python, args)
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def measure(python: str, args: argparse.Namespace) -> int:
+def measure(python: str, tool_python: str, args: argparse.Namespace) -> int:
     cache_dir = tempfile.mkdtemp(prefix="nogil-bench-cache-")
     base = ["--python", python, "--format", "json", "--quiet", "--mode", "gil", "--no-project"]
+    text = ["--python", python, "--quiet", "--mode", "gil", "--no-project"]
     try:
         log("static check, cold (--no-cache)")
         cold_times, document = timed_runs([*base, "--no-cache"], args.repeat)
         log("static check, priming the cache, then warm")
         prime_seconds, _ = run_check([*base, "--cache-dir", cache_dir])
         warm_times, warm_document = timed_runs([*base, "--cache-dir", cache_dir], args.repeat)
+        version_times = timed_version(args.repeat)
+        log(f"whole processes of {tool_python}: bare start, --version, cached re-check, --no-cache")
+        compileall.compile_dir(str(REPO / "src" / "nogil_toolkit"), quiet=1)
+        processes = {
+            "bare": process_times(tool_python, (), args.repeat),
+            "version": process_times(tool_python, ["--version"], args.repeat),
+            "warm": process_times(tool_python, [*text, "--cache-dir", cache_dir], args.repeat),
+            "cold": process_times(tool_python, [*text, "--no-cache"], args.repeat),
+        }
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
+    if args.startup_only:
+        report_processes(processes, version_times, warm_times, cold_times, len(document["modules"]))
+        return 0
     target = query_target(python)
     files = find_extensions(target, search_path(target))
     modules = {m["path"]: m for m in document["modules"]}
@@ -226,7 +265,45 @@ def measure(python: str, args: argparse.Namespace) -> int:
 
     report(document, warm_document, candidates, probes, cold_times, prime_seconds, warm_times, probe_seconds,
            target.name, args.jobs)
+    report_processes(processes, version_times, warm_times, cold_times, len(document["modules"]))
     return 0
+
+
+def timed_version(repeat: int) -> List[float]:
+    """In-process ``main(["--version"])``: building the parser, printing, exiting."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            check_env_main(["--version"])
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def report_processes(processes: Dict[str, List[float]], version: List[float], warm: List[float],
+                     cold: List[float], files: int) -> None:
+    median = {name: statistics.median(times) for name, times in processes.items()}
+    bare = median["bare"]
+    print()
+    print(f"whole processes, start to exit (median of {len(processes['bare'])}), next to in-process medians:")
+    print(f"  bare interpreter start               {bare * 1000:.0f} ms")
+    rows = (("nogil-check-env --version", "version", version), (f"cached re-check ({files} files)", "warm", warm),
+            ("--no-cache", "cold", cold))
+    for label, name, in_process in rows:
+        print(f"  {label:<36} {median[name] * 1000:.0f} ms ({(median[name] - bare) * 1000:+.0f} ms over bare); "
+              f"in-process {statistics.median(in_process) * 1000:.0f} ms")
+    print()
+
+    def line(ok: bool, text: str) -> None:
+        print(f"{'PASS' if ok else 'MISS'}  {text}")
+
+    print("startup targets (issue 7 §5):")
+    over = median["version"] - bare
+    line(over <= VERSION_OVER_BARE, f"--version within {VERSION_OVER_BARE * 1000:.0f} ms of a bare start: "
+                                    f"{over * 1000:.0f} ms ({over / VERSION_OVER_BARE:.2f} of the target)")
+    for name, label, target in (("warm", "cached re-check", PROCESS_WARM), ("cold", "--no-cache", PROCESS_COLD)):
+        line(median[name] <= target, f"{label} <= {target * 1000:.0f} ms: {median[name] * 1000:.0f} ms "
+                                     f"({median[name] / target:.2f} of the target)")
 
 
 def report(document: dict, warm_document: dict, candidates: List[ExtensionFile], probes: Dict[str, ProbeResult],

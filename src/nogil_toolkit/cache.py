@@ -1,28 +1,32 @@
 """Remember verdicts by file identity, so a re-check of an unchanged environment reads no binary.
 
 One JSON file per target interpreter under the cache directory, shared by ``nogil-check-env``
-and the runtime guard. An entry holds a file's static inspection and, once a conclusive
-import probe was run, the probe's answer; it is valid while the file's path, size, mtime and
-inode are unchanged. The whole cache is dropped when the toolkit's version changes
-(inspection rules may have changed with it). Writes are atomic: a crashed or concurrent run
-leaves either the old cache or the new one, never half of one.
+and the import guard (:mod:`nogil_toolkit.guard`), both through :mod:`nogil_toolkit.check_env`.
+An entry holds a file's static inspection and, once a conclusive import probe was run, the
+probe's answer; it is valid while the file's path, size, mtime and inode are unchanged. The
+target's facts, the environment's scan and which distribution owns which file are kept too,
+each with the identity of what it was read from. The whole cache is dropped when the
+toolkit's version changes (inspection rules may have changed with it). Writes are atomic: a
+crashed or concurrent run leaves either the old cache or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from nogil_toolkit import __version__
+from nogil_toolkit.environment import Distribution, ExtensionFile
 from nogil_toolkit.inspect.verdict import ModuleInspection
 from nogil_toolkit.probe import ProbeResult
-from nogil_toolkit.serialize import inspection_from_json, inspection_to_json, probe_from_json, probe_to_json
+from nogil_toolkit.serialize import (extension_file_from_json, extension_file_to_json, inspection_from_json,
+                                     inspection_to_json, probe_from_json, probe_to_json)
 
 FORMAT = 1
 
@@ -52,9 +56,12 @@ class CheckCache:
     """Verdicts and target facts for one target interpreter."""
 
     def __init__(self, directory: Path, target_key: str) -> None:
-        digest = hashlib.sha256(target_key.encode()).hexdigest()[:16]
-        self.path = directory / f"check-env-{digest}.json"
-        self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "files": {}}
+        # Any short digest will do: nothing in the file is trusted for another target (facts
+        # and scans carry their own key, verdicts belong to files), so a collision only
+        # costs re-reading. zlib is loaded at startup anyway; hashlib would load OpenSSL.
+        self.path = directory / f"check-env-{zlib.crc32(target_key.encode()):08x}.json"
+        self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "owners": None,
+                                      "scan": None, "files": {}}
         self._dirty = False
         try:
             loaded = json.loads(self.path.read_text("utf-8"))
@@ -69,6 +76,37 @@ class CheckCache:
 
     def store_target_facts(self, identity: list[Any], facts: dict[str, Any]) -> None:
         self._data["target"] = {"identity": identity, "facts": facts}
+        self._dirty = True
+
+    def owners(self, stamp: list[Any]) -> Optional[dict[str, Distribution]]:
+        """The owners of extension files read when the site folders had this ``stamp``."""
+        entry = self._data.get("owners")
+        if not entry or entry.get("stamp") != stamp:
+            return None
+        try:
+            distributions: dict[tuple[str, str], Distribution] = {}
+            return {path: distributions.setdefault((name, version), Distribution(name, version))
+                    for path, (name, version) in entry["owners"].items()}
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+
+    def store_owners(self, stamp: list[Any], owners: dict[str, Distribution]) -> None:
+        self._data["owners"] = {"stamp": stamp, "owners": {p: [d.name, d.version] for p, d in owners.items()}}
+        self._dirty = True
+
+    def scan(self, key: Any) -> Optional[tuple[list[Any], list[ExtensionFile]]]:
+        """The stamps (``[path, mtime_ns or None]``) and the files of the scan stored under
+        ``key``; the caller checks the stamps."""
+        entry = self._data.get("scan")
+        if not entry or entry.get("key") != key:
+            return None
+        try:
+            return entry["stamps"], [extension_file_from_json(f) for f in entry["files"]]
+        except (KeyError, ValueError, TypeError, IndexError):
+            return None
+
+    def store_scan(self, key: Any, stamps: list[Any], files: list[ExtensionFile]) -> None:
+        self._data["scan"] = {"key": key, "stamps": stamps, "files": [extension_file_to_json(f) for f in files]}
         self._dirty = True
 
     def lookup(self, path: str, stat: os.stat_result) -> Optional[CachedVerdict]:

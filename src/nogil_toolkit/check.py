@@ -21,29 +21,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from nogil_toolkit.abi import AbiStatus
-from nogil_toolkit.config import AllowRule
 from nogil_toolkit.declaration import GilDeclaration
-from nogil_toolkit.environment import ExtensionFile
-from nogil_toolkit.inspect import ModuleInspection, Verdict
+from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
+from nogil_toolkit.modes import ExitCode, Mode
 from nogil_toolkit.probe import ProbeResult
 
+if TYPE_CHECKING:
+    from nogil_toolkit.config import AllowRule
+    from nogil_toolkit.environment import ExtensionFile
 
-class Mode(enum.Enum):
-    GIL = "gil"
-    NOGIL = "nogil"
-    UNSAFE_NOGIL = "unsafe-nogil"
-
-
-class ExitCode(enum.IntEnum):
-    """Documented in ``nogil-check-env --help`` and the README."""
-
-    OK = 0
-    VIOLATED = 1
-    USAGE = 2
-    UNDECIDED = 3
+__all__ = ["CheckResult", "ExitCode", "Mode", "ModuleResult", "Severity", "Status", "check", "judge"]
 
 
 class Status(enum.Enum):

@@ -8,8 +8,8 @@ Two entry points, one mechanism and one cache:
     forked workers when there are many, in this process for a few); optionally the
     undecided ones (or all) are probed, one fresh subprocess of the target each, and the
     conclusive answers are cached with the file's identity. It keeps no state of its own,
-    so a caller holding one lock around a call (the runtime guard, for one file at import
-    time) needs nothing more. ``nogil-check-env`` and the guard both go through it, so
+    so a caller holding one lock around a call (:mod:`nogil_toolkit.guard`, for one file at
+    import time) needs nothing more. ``nogil-check-env`` and the guard both go through it, so
     what one learns the other reuses.
 
 :func:`check_environment`
@@ -35,7 +35,7 @@ from typing import Callable, Optional, Protocol, Sequence
 from nogil_toolkit.cache import CheckCache, default_cache_dir
 from nogil_toolkit.check import CheckResult, Mode, check
 from nogil_toolkit.config import AllowRule
-from nogil_toolkit.environment import find_extensions
+from nogil_toolkit.environment import Distribution, ExtensionFile, find_extensions, find_owners
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.probe import ProbeResult, probe_modules
 from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
@@ -250,7 +250,7 @@ def check_environment(request: CheckRequest) -> CheckOutcome:
     if missing:
         raise CheckEnvError(f"--path {missing[0]} is not a directory")
     folders = search_path(target, extra, request.include_stdlib)
-    files = find_extensions(target, folders)
+    files = _extension_files(target, folders, cache)
     # Shadowed files are never imported, so they are neither read nor judged on content.
     readable = [f for f in files if f.shadowed_by is None]
     settings = (ProbeSettings(target.executable, request.probe, extra, request.timeout)
@@ -284,6 +284,57 @@ def _target(python: Optional[str], cache: Optional[CheckCache], identity: list[o
     if cache is not None:
         cache.store_target_facts(identity, target.to_json())
     return target
+
+
+def _extension_files(target: TargetInterpreter, folders: list[str], cache: Optional[CheckCache]) -> list[ExtensionFile]:
+    """The environment's extension files, from the cache while nothing the scan read changed.
+
+    The scan reports every folder it listed and file it read; each one's mtime is kept with
+    the answer. A file added, removed or renamed anywhere the scan looked changes its
+    folder's mtime, so checking these (a stat each, no listing, no metadata) is enough."""
+    key = [target.to_json(), folders]
+    if cache is not None:
+        entry = cache.scan(key)
+        if entry is not None and all(_mtime(path) == mtime for path, mtime in entry[0]):
+            return entry[1]
+    started = time.time_ns()
+    scanned: list[str] = []
+    files = find_extensions(target, folders, _owners(folders, cache), scanned)
+    stamps = [[path, _mtime(path)] for path in dict.fromkeys(scanned)]
+    if cache is not None and not _changing(stamps, started):
+        cache.store_scan(key, stamps, files)
+    return files
+
+
+def _mtime(path: str) -> Optional[int]:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _changing(stamps: list[list[object]], started: int) -> bool:
+    """Whether something was modified since the scan started, or within a second before:
+    it may change again within the same mtime tick (racy-git's problem), so an answer read
+    from it is not kept."""
+    return any(isinstance(m, int) and m >= started - 1_000_000_000 for _, m in stamps)
+
+
+def _owners(folders: list[str], cache: Optional[CheckCache]) -> dict[str, Distribution]:
+    """Which distribution owns which file, from the cache while no site folder changed.
+
+    Installing, removing or upgrading a distribution adds or renames its ``.dist-info``
+    folder, which changes the mtime of the site folder holding it; that mtime is the key.
+    Which files exist is never taken from here: the folders are walked on every run."""
+    started = time.time_ns()
+    stamp = [[folder, _mtime(folder)] for folder in folders]
+    cached = cache.owners(stamp) if cache is not None else None
+    if cached is not None:
+        return cached
+    owners = find_owners(folders)
+    if cache is not None and not _changing(stamp, started):
+        cache.store_owners(stamp, owners)
+    return owners
 
 
 def _pyvenv_stamp(python: Optional[str]) -> Optional[int]:

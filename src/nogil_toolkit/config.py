@@ -24,7 +24,6 @@ what was found, all at once rather than one per run.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -35,11 +34,6 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.tomlpos import locate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the 3.9/3.10 CI interpreters
-    import tomli as tomllib
 
 TABLE = ("tool", "nogil")
 KNOWN_KEYS = ("thread-safe", "modules", "check")
@@ -173,6 +167,11 @@ def load_config(project: Union[str, os.PathLike[str]]) -> Optional[NogilConfig]:
 
 def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
     """Parse and validate ``[tool.nogil]`` from the text of ``path``."""
+    # Imported when there is a file to parse: nogil-check-env runs mostly without one.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on the 3.9/3.10 CI interpreters
+        import tomli as tomllib
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -295,6 +294,8 @@ def is_module_pattern(name: str) -> bool:
 
 
 def _did_you_mean(key: str, known: Sequence[str]) -> str:
+    import difflib  # only a mistake needs it
+
     normalised = key.replace("_", "-").lower()
     close = difflib.get_close_matches(normalised, known, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""

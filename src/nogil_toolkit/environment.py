@@ -8,15 +8,16 @@ imported or run.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 _SKIPPED_DIRS = ("__pycache__",)
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
@@ -58,24 +59,33 @@ class _Root:
     owner: Optional[Distribution] = None
 
 
-def find_extensions(target: TargetInterpreter, folders: list[str]) -> list[ExtensionFile]:
-    """Extension files under ``folders`` (in import order), with ownership and shadowing."""
-    owners = _owners(folders)
-    roots = list(_expand_roots(folders, owners))
+def find_extensions(target: TargetInterpreter, folders: list[str], owners: Optional[dict[str, Distribution]] = None,
+                    scanned: Optional[list[str]] = None) -> list[ExtensionFile]:
+    """Extension files under ``folders`` (in import order), with ownership and shadowing.
+
+    ``owners`` is :func:`find_owners` of the same folders, when the caller has it cached: it
+    is most of a scan's time. ``scanned``, if given, receives every folder listed and every
+    file read (and every path looked for), so that a cache of the answer can be checked
+    against their mtimes: the answer cannot change while none of them does."""
+    owners = find_owners(folders) if owners is None else owners
+    roots = list(_expand_roots(folders, owners, scanned))
     found: list[ExtensionFile] = []
     for order, root in enumerate(roots):
-        for path, relative in _walk(root.folder):
+        for path, relative in _walk(root.folder, (), scanned):
             abi = classify(os.path.basename(path), target)
             module = dotted_module_name([*filter(None, root.package.split(".")), *relative, abi.module_basename])
             found.append(ExtensionFile(path, module, abi, owners.get(path, root.owner)))
     return _mark_shadowed(found, target)
 
 
-def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...]]]:
+def _walk(folder: str, parts: tuple[str, ...] = (),
+          scanned: Optional[list[str]] = None) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(path, package parts below the root) of every extension-looking file an import can reach.
 
     Folders that are not identifiers (``numpy.libs``, ``*.dist-info``, ``__pycache__``) cannot
     be packages, so what they hold is never imported as a module and is not walked."""
+    if scanned is not None:
+        scanned.append(folder)
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -88,7 +98,7 @@ def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple
             continue
         if is_dir:
             if is_identifier(name) and name not in _SKIPPED_DIRS:
-                yield from _walk(entry.path, (*parts, name))
+                yield from _walk(entry.path, (*parts, name), scanned)
         elif is_extension_file(name):
             yield entry.path, parts
 
@@ -113,12 +123,14 @@ def _mark_shadowed(found: list[ExtensionFile], target: TargetInterpreter) -> lis
     return result
 
 
-def _owners(folders: list[str]) -> dict[str, Distribution]:
+def find_owners(folders: list[str]) -> dict[str, Distribution]:
     """Real path of each extension file (and ``.pth``) a distribution lists → that distribution.
 
     RECORD is scanned as text: building a path object for each of its lines (what
     ``Distribution.files`` does) costs more than the rest of the scan together, and only the
     few lines naming extension files matter. Metadata is parsed only for their owners."""
+    from importlib import metadata  # costs more to import than the rest of a cached check
+
     owners: dict[str, Distribution] = {}
     for dist in metadata.distributions(path=folders):
         record = dist.read_text("RECORD")
@@ -178,7 +190,8 @@ def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, s
     return found
 
 
-def _expand_roots(folders: list[str], owners: dict[str, Distribution]) -> Iterator[_Root]:
+def _expand_roots(folders: list[str], owners: dict[str, Distribution],
+                  scanned: Optional[list[str]] = None) -> Iterator[_Root]:
     """The folders, each followed by what its ``.pth`` files add, as ``site`` would add it."""
     seen = set(folders)
     for folder in folders:
@@ -190,13 +203,16 @@ def _expand_roots(folders: list[str], owners: dict[str, Distribution]) -> Iterat
         for name in pth_files:
             pth = os.path.join(folder, name)
             owner = owners.get(os.path.realpath(pth))
-            for root in _pth_roots(folder, pth, owner):
+            if scanned is not None:
+                scanned.append(pth)
+            for root in _pth_roots(folder, pth, owner, scanned):
                 if root.package or root.folder not in seen:
                     seen.add(root.folder)
                     yield root
 
 
-def _pth_roots(folder: str, pth: str, owner: Optional[Distribution]) -> Iterator[_Root]:
+def _pth_roots(folder: str, pth: str, owner: Optional[Distribution],
+               scanned: Optional[list[str]] = None) -> Iterator[_Root]:
     try:
         with open(pth, encoding="utf-8", errors="replace") as stream:
             lines = stream.read().splitlines()
@@ -208,18 +224,25 @@ def _pth_roots(folder: str, pth: str, owner: Optional[Distribution]) -> Iterator
             continue
         if line.startswith(("import ", "import\t")):
             # Executable lines are never run; setuptools' editable finders are read instead.
-            yield from _editable_finder_roots(folder, line, owner)
+            yield from _editable_finder_roots(folder, line, owner, scanned)
             continue
         path = os.path.realpath(os.path.join(folder, line))
+        if scanned is not None:
+            scanned.append(path)
         if os.path.isdir(path):
             yield _Root(path, owner=owner)
 
 
-def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]) -> Iterator[_Root]:
+def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution],
+                           scanned: Optional[list[str]] = None) -> Iterator[_Root]:
     match = re.match(r"import\s+(__editable___[A-Za-z0-9_]+_finder)\b", line)
     if not match:
         return
+    import ast  # only editable installs need it
+
     finder = os.path.join(folder, match.group(1) + ".py")
+    if scanned is not None:
+        scanned.append(finder)
     try:
         with open(finder, encoding="utf-8") as stream:
             tree = ast.parse(stream.read(), finder)
@@ -234,5 +257,7 @@ def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]
             except ValueError:
                 return
             for package, path in mapping.items():
+                if isinstance(package, str) and isinstance(path, str) and scanned is not None:
+                    scanned.append(path)
                 if isinstance(package, str) and isinstance(path, str) and os.path.isdir(path):
                     yield _Root(os.path.realpath(path), package, owner)

@@ -9,18 +9,17 @@ environment is imported or run unless ``--probe`` asks for it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from nogil_toolkit import __version__
-from nogil_toolkit.check import ExitCode, Mode
-from nogil_toolkit.check_env import CheckEnvError, CheckRequest, ProbeChoice, check_environment
-from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
 from nogil_toolkit.console import error
-from nogil_toolkit.report import to_json, write_text
+from nogil_toolkit.modes import ExitCode, Mode
+
+if TYPE_CHECKING:
+    from nogil_toolkit.config import AllowRule
 
 EPILOG = """\
 modes:
@@ -109,6 +108,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Arguments → :class:`CheckRequest` → :func:`check_environment` → the report."""
+    # Imported here, not at the top: --version and --help need none of it.
+    import json
+
+    from nogil_toolkit.check_env import CheckEnvError, CheckRequest, ProbeChoice, check_environment
+    from nogil_toolkit.report import to_json, write_text
+
     policy_mode, allow, policy_source = _policy(args)
     mode = args.mode or policy_mode
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
@@ -132,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], Optional[str]]:
+    from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
+
     rules: list[AllowRule] = []
     mode, source = None, None
     if not args.no_project:

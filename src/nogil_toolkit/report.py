@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from importlib import resources
 from typing import Any, Optional, TextIO
 
 from nogil_toolkit import __version__
@@ -36,6 +35,8 @@ _LABELS = {Severity.ERROR: ("FAIL", "red"), Severity.WARNING: ("WARN", "yellow")
 
 
 def load_schema() -> dict[str, Any]:
+    from importlib import resources  # only tests and tools ask for the schema
+
     return json.loads(resources.files("nogil_toolkit").joinpath(SCHEMA_RESOURCE).read_text("utf-8"))
 
 

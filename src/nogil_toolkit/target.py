@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -130,6 +129,8 @@ class TargetInterpreter:
 def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 60) -> Any:
     """Run ``script`` in ``python`` (default: the running interpreter) with ``-I -S`` and return
     the JSON it prints. The one way the toolkit questions a target interpreter."""
+    import subprocess  # a cached check never asks: not worth importing up front
+
     executable = python or sys.executable
     try:
         result = subprocess.run([executable, "-I", "-S", "-c", script, *args], capture_output=True, text=True,

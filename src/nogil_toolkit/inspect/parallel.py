@@ -8,7 +8,6 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
@@ -22,18 +21,22 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes."""
     total = len(paths)
-    if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
-        try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
-                results = []
-                chunk = max(1, total // (jobs * 8))
-                for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
-                    results.append(result)
-                    if progress and done % 25 == 0:
-                        progress(done, total)
-                return results
-        except OSError:
-            pass  # no fork today (process limits): the serial path gives the same answers
+    if jobs > 1 and total >= PARALLEL_THRESHOLD:
+        # Imported only for a batch worth a pool: a cached or one-file check never pays for it.
+        import multiprocessing
+
+        if "fork" in multiprocessing.get_all_start_methods():
+            try:
+                with multiprocessing.get_context("fork").Pool(min(jobs, total)) as pool:
+                    results = []
+                    chunk = max(1, total // (jobs * 8))
+                    for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
+                        results.append(result)
+                        if progress and done % 25 == 0:
+                            progress(done, total)
+                    return results
+            except OSError:
+                pass  # no fork today (process limits): the serial path gives the same answers
     results = []
     for done, path in enumerate(paths, start=1):
         results.append(inspect_binary(path))

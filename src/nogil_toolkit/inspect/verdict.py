@@ -1,7 +1,7 @@
 """The values the inspector answers with: a verdict, the evidence behind it, the whole report.
 
-Every consumer (environment scan, wheel tools, runtime guard) branches on these values, so
-they live in one place and are never spelled as loose strings elsewhere.
+Every consumer (environment check, wheel tools, :mod:`nogil_toolkit.guard`) branches on these
+values, so they live in one place and are never spelled as loose strings elsewhere.
 """
 
 from __future__ import annotations
