@@ -31,7 +31,7 @@ from nogil_toolkit.cache import CheckCache
 from nogil_toolkit.check import Mode, ModuleResult, Severity, judge
 from nogil_toolkit.check_env import ProbeChoice, ProbeSettings, resolve_modules
 from nogil_toolkit.config import AllowRule
-from nogil_toolkit.environment import Distribution, ExtensionFile, _owners
+from nogil_toolkit.environment import Distribution, ExtensionFile, find_owners
 from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN
 from nogil_toolkit.guard.warm import VERDICT_WORDS
 from nogil_toolkit.target import TargetInterpreter
@@ -102,7 +102,7 @@ def owner_of(path: str, search_path: Sequence[str]) -> Optional[Distribution]:
     real = os.path.realpath(path)
     folders = {os.path.realpath(p or ".") for p in search_path}
     holders = sorted((f for f in folders if real.startswith(f + os.sep)), key=len, reverse=True)
-    return _owners(holders[:1]).get(real) if holders else None
+    return find_owners(holders[:1]).get(real) if holders else None
 
 
 def main(argv: Sequence[str]) -> int:

@@ -46,11 +46,9 @@ def default_cache_dir() -> str:
 
 def cache_file(directory: str, target_key: str) -> str:
     """``CheckCache(directory, target_key).path``."""
-    try:  # the hash alone: hashlib would first load OpenSSL
-        from _sha2 import sha256
-    except ImportError:  # pragma: no cover - interpreters built without the builtin hashes
-        from hashlib import sha256
-    return os.path.join(directory, f"check-env-{sha256(target_key.encode()).hexdigest()[:16]}.json")
+    import zlib
+
+    return os.path.join(directory, f"check-env-{zlib.crc32(target_key.encode()):08x}.json")
 
 
 def current_cache_file(directory: str | None = None) -> str:
