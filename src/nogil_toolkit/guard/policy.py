@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import os
 
+from nogil_toolkit.modes import Mode
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping, Sequence
 
     from nogil_toolkit.config import AllowRule
 
-GIL, NOGIL, UNSAFE_NOGIL = "gil", "nogil", "unsafe-nogil"
-MODES = (GIL, NOGIL, UNSAFE_NOGIL)
+GIL, NOGIL, UNSAFE_NOGIL = Mode.GIL.value, Mode.NOGIL.value, Mode.UNSAFE_NOGIL.value
+MODES = tuple(m.value for m in Mode)
 ALLOW_SEPARATOR = ";"
 
 
