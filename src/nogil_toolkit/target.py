@@ -82,6 +82,21 @@ class TargetInterpreter:
         return not self.free_threaded
 
     @classmethod
+    def current(cls) -> TargetInterpreter:
+        """The running interpreter, asked in-process: the runtime guard judges modules inside
+        the application and cannot start a subprocess for it. ``site`` has already run here, so
+        its prefixes are the ones the script above reconstructs."""
+        import importlib.machinery
+        import site
+        import sysconfig
+
+        in_venv = sys.prefix != sys.base_prefix
+        return cls(sys.executable, sys.implementation.name, tuple(sys.version_info[:3]),  # type: ignore[arg-type]
+                   bool(sysconfig.get_config_var("Py_GIL_DISABLED")), tuple(importlib.machinery.EXTENSION_SUFFIXES),
+                   sysconfig.get_platform(), tuple(site.getsitepackages()), site.getusersitepackages(),
+                   sysconfig.get_config_var("DESTSHARED") or "", sys.prefix if in_venv else None)
+
+    @classmethod
     def from_json(cls, data: dict) -> TargetInterpreter:
         return cls(
             executable=data["executable"],
