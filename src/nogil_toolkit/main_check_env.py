@@ -91,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class UsageError(Exception):
-    pass
+    """Bad arguments or input, printed as one ``error: <what> (<where>)`` line per problem."""
+
+    def __init__(self, what: str, where: Optional[str] = None,
+                 more: Sequence[tuple[str, Optional[str]]] = ()) -> None:
+        super().__init__(what)
+        self.lines: list[tuple[str, Optional[str]]] = [(what, where), *more]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -99,11 +104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run(args)
     except UsageError as exc:
-        error(str(exc))
-        return ExitCode.USAGE
-    except ConfigError as exc:  # the project's pyproject.toml: one line per problem, with its place
-        for problem in exc.problems:
-            error(problem.what, problem.where)
+        for what, where in exc.lines:
+            error(what, where)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         error("interrupted")
@@ -146,7 +148,11 @@ def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], O
     rules: list[AllowRule] = []
     mode, source = None, None
     if not args.no_project:
-        config = load_config(args.project)
+        try:
+            config = load_config(args.project)
+        except ConfigError as exc:  # the project's pyproject.toml: one line per problem, with its place
+            first, *rest = exc.problems
+            raise UsageError(first.what, first.where, [(p.what, p.where) for p in rest]) from None
         if config is not None and (config.check.mode or config.check.allow):
             mode, source = config.check.mode, str(config.path)
             rules.extend(config.check.allow)
