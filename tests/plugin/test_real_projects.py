@@ -156,15 +156,17 @@ def test_extensions_sharing_sources(ft_venv: Path, wheelhouse: Path, tmp_path: P
     assert out.strip() == "I am left | I am right"
 
 
-def test_psutil_shared_sources_inplace_parallel(sdists: dict[str, Path], gil313_venv: Path, tmp_path: Path) -> None:
-    """psutil's _psutil_linux and _psutil_posix share _psutil_common.c and _psutil_posix.c,
-    built in parallel threads. psutil 5.9.8 defines Py_LIMITED_API whenever ``wheel`` is
+def test_psutil_shared_sources_inplace(sdists: dict[str, Path], gil313_venv: Path, tmp_path: Path) -> None:
+    """psutil's _psutil_linux and _psutil_posix share _psutil_common.c and _psutil_posix.c.
+    Built one after the other: with ``-j`` distutils compiles a shared source of two extensions
+    to one object path from two threads, and either extension may link the other's object
+    (with or without the plugin; here that would link the other module's renamed init). psutil 5.9.8 defines Py_LIMITED_API whenever ``wheel`` is
     importable, which free-threaded 3.13 cannot build (the plugin refuses it, see
     test_build_errors): it is built on the GIL 3.13, where the limited API leaves the shim
     nothing to declare, but the rename, the hiding and the marker still apply."""
     project = unpack(sdists["psutil==5.9.8"], tmp_path / "src")
     declare(project)
-    build = run([gil313_venv, "setup.py", "build_ext", "--inplace", "-j", "2"], cwd=project, env=clean_env())
+    build = run([gil313_venv, "setup.py", "build_ext", "--inplace"], cwd=project, env=clean_env())
     assert "-DPy_LIMITED_API=0x03060000" in build.stdout + build.stderr
     libraries = {p.name.partition(".")[0]: p for p in (project / "psutil").glob("*.so")}
     assert sorted(libraries) == ["_psutil_linux", "_psutil_posix"]
