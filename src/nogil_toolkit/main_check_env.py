@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -21,14 +22,14 @@ from nogil_toolkit import __version__
 from nogil_toolkit.cache import CheckCache, default_cache_dir
 from nogil_toolkit.check import CheckResult, ExitCode, Mode, check
 from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
-from nogil_toolkit.console import error
-from nogil_toolkit.environment import ExtensionFile, find_extensions
+from nogil_toolkit.console import EXIT_STATUS_HELP, error, run_cli
+from nogil_toolkit.environment import ExtensionFile, find_extensions, scanned_folders
 from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_files
 from nogil_toolkit.probe import probe_modules
 from nogil_toolkit.report import ScanStats, to_json, write_text
 from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
 
-EPILOG = """\
+EPILOG = f"""\
 modes:
   nogil         strict: a module that needs the GIL (declared 'used' or undeclared) or that the
                 interpreter cannot load fails the check; an undecided module makes it undecided
@@ -38,10 +39,12 @@ modes:
   the project's pyproject.toml may set it.
 
 exit status:
-  0  the environment passes
-  1  the policy is violated (or a --probe contradicts a static verdict)
-  2  usage error or bad input (unknown interpreter, invalid pyproject.toml)
-  3  some module could not be decided, and nothing else failed
+  0    the environment passes
+  1    the policy is violated (or a --probe contradicts a static verdict)
+  2    usage error or bad input (unknown interpreter, invalid pyproject.toml), or the
+       report cannot be written (a closed pipe, a full disk)
+  3    some module could not be decided, and nothing else failed
+{EXIT_STATUS_HELP}
 
 examples:
   nogil-check-env                                  # the running interpreter's environment
@@ -83,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--probe", action="store_true",
                        help="confirm each verdict by importing the module alone in a fresh subprocess "
                             "of the target (free-threaded targets only)")
-    probe.add_argument("--timeout", type=float, default=30, metavar="SECONDS",
+    probe.add_argument("--timeout", type=_seconds, default=30, metavar="SECONDS",
                        help="per-module probe timeout (default: %(default)s)")
     cache = parser.add_argument_group("speed")
-    cache.add_argument("--jobs", type=int, default=os.cpu_count() or 2, metavar="N",
+    cache.add_argument("--jobs", type=_count, default=os.cpu_count() or 2, metavar="N",
                        help="processes reading binaries, and probes run at once (default: %(default)s)")
     cache.add_argument("--no-cache", action="store_true", help="read every binary again; do not update the cache")
     cache.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
@@ -94,10 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """A finite, positive number of seconds: ``nan`` would never time out, ``inf`` neither."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
+
+
 class UsageError(Exception):
     pass
 
 
+@run_cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -105,9 +130,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return ExitCode.USAGE
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                                progress=lambda done, total: progress.show(f"probing {done}/{total}"))
         progress.clear()
     result: CheckResult = check(inspected, mode, allow, probes, policy_source)
-    stats = ScanStats(tuple(folders), len(files), time.perf_counter() - started, from_cache)
+    stats = ScanStats(tuple(scanned_folders(target, folders)), len(files), time.perf_counter() - started, from_cache)
     if args.format == "json":
         json.dump(to_json(result, target, stats), sys.stdout, indent=2)
         sys.stdout.write("\n")

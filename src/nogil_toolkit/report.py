@@ -99,7 +99,8 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
 
     out(f"{style('nogil-check-env', 'bold', stream)}: {target.name} at {target.executable}")
     policy = f", policy from {result.policy_source}" if result.policy_source else ""
-    out(f"mode {result.mode.value}{policy}; {stats.files} extension files in {len(stats.folders)} folders, "
+    out(f"mode {result.mode.value}{policy}; {plural(stats.files, 'extension file')} in "
+        f"{plural(len(stats.folders), 'folder')}, "
         f"{stats.seconds:.2f} s ({stats.cached} from cache)")
     if not target.free_threaded:
         out("note: this interpreter has the GIL; declarations decide its fate only on a free-threaded build")
@@ -129,13 +130,15 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     where = (f"({len(good) - unowned} in {plural(len(dists), 'distribution')}, {unowned} owned by none)" if unowned
              else f"in {plural(len(dists), 'distribution')}")
     out()
+    declare = "declares it runs" if len(good) == 1 else "declare they run"
     out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
-        "declare they run without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
+        f"{declare} without the GIL" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
     if helpers or shadowed:
-        out(f"      also seen: {plural(helpers, 'shared library', 'shared libraries')} that are not modules, "
+        not_modules = "that is not a module" if helpers == 1 else "that are not modules"
+        out(f"      also seen: {plural(helpers, 'shared library', 'shared libraries')} {not_modules}, "
             f"{plural(shadowed, 'shadowed file')}")
     out()
     _write_advice(result, target, out)
