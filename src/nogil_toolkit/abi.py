@@ -26,7 +26,6 @@ _TAGGED = re.compile(
     r")\.(?:so|pyd)$"
 )
 EXTENSION_ENDINGS = (".so", ".pyd")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class AbiStatus(enum.Enum):
@@ -68,8 +67,9 @@ def is_extension_file(name: str) -> bool:
 
 
 def is_identifier(name: str) -> bool:
-    """Only identifiers can be package or module names an import reaches."""
-    return _IDENTIFIER.match(name) is not None
+    """Only identifiers can be package or module names an import reaches; non-ASCII ones too
+    (PEP 3131: ``café``, whose extension exports ``PyInitU_``)."""
+    return name.isidentifier()
 
 
 def dotted_module_name(parts: Sequence[str]) -> Optional[str]:

@@ -309,10 +309,15 @@ def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, s
 
 
 def _expand_roots(folders: list[str], owners: dict[str, Distribution], target: TargetInterpreter) -> Iterator[_Root]:
-    """The folders, each followed by what its ``.pth`` files add, as ``site`` would add it."""
+    """The folders, each site folder followed by what its ``.pth`` files add, as ``site`` adds
+    it. ``site`` reads the ``.pth`` files of site folders only, not of ``PYTHONPATH`` folders
+    (``--path``) or the standard library's."""
     seen = set(folders)
+    sites = {os.path.realpath(f) for f in (*target.site_packages, target.user_site)}
     for folder in folders:
         yield _Root(folder)
+        if folder not in sites:
+            continue
         try:
             names = os.listdir(folder)
         except OSError:
