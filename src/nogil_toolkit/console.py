@@ -66,21 +66,55 @@ class Terminated(BaseException):
     ``finally`` blocks and context managers clean up (temporary files, worker pools)."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
+class _Interruptions:
+    """SIGINT and SIGTERM while a command runs: each raises its exception in the main thread.
 
+    Python runs a signal handler at the next bytecode, which may be inside a finaliser or an
+    at-fork callback, where the exception is only printed as "Exception ignored" and the
+    command goes on. Such a swallowed interruption is not printed, and the command, once it
+    ends, still ends as interrupted. (The inspector's worker pool keeps these signals blocked
+    while it forks.)"""
 
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread (a command called from a thread): leave it be
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._pid = os.getpid()
+        self._hook = sys.unraisablehook
+
+    def handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self._pid:
+            # A forked child (a pool worker) before it set handlers of its own: it holds
+            # nothing that needs cleaning up, and its parent reports the interruption.
+            os._exit(128 + signum)
+        self.received = signum
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+    def unraisable(self, report: "sys.UnraisableHookArgs") -> None:
+        if not (isinstance(report.exc_value, (KeyboardInterrupt, Terminated)) and self.received is not None):
+            self._hook(report)
+
+    def check(self) -> None:
+        """At the end: an interruption was swallowed, and the command ran on to its end."""
+        if self.received is not None:
+            raise KeyboardInterrupt if self.received == signal.SIGINT else Terminated
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous: dict[int, object] = {}
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(signum)
+                if current is signal.SIG_IGN:  # e.g. SIGINT of a background job: stays ignored
+                    continue
+                previous[signum] = signal.signal(signum, self.handle)
+        except ValueError:  # not the main thread (a command called from a thread): leave it be
+            pass
+        self._hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
+        try:
+            yield
+        finally:
+            sys.unraisablehook = self._hook
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 class _OutputError(Exception):
@@ -147,12 +181,14 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         real_stdout = sys.stdout
         sys.stdout = _Output(real_stdout)  # type: ignore[assignment]
+        interruptions = _Interruptions()
         try:
-            with _sigterm_raises():
+            with interruptions.installed():
                 try:
                     code = main(argv)
                 finally:  # also for argparse's SystemExit (--help, --version, usage errors)
                     sys.stdout.flush()
+                interruptions.check()
                 return code
         except KeyboardInterrupt:
             _say("interrupted")

@@ -9,28 +9,33 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from typing import Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
 from nogil_toolkit.inspect.verdict import ModuleInspection
 
+_INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
 PARALLEL_THRESHOLD = 64
 """Below this many files the pool's start-up costs more than it saves."""
 
 
 def _quiet_worker() -> None:
-    """Workers leave interruptions to the parent: Ctrl-C reaches the whole process group, and
-    the parent's handlers (inherited through fork) would print a traceback per worker."""
+    """Interruptions are the parent's business. A worker leaves the process group, so that a
+    terminal's Ctrl-C or a signal sent to the group reaches the parent only: a worker that
+    died or raised in the middle of taking a task would leave the task queue's lock held or
+    its pipe half read, and the parent's ``terminate`` would hang or fail. The parent then ends
+    its workers with SIGTERM, which exits quietly (``multiprocessing`` prints nothing for
+    SystemExit). The parent forked with both signals blocked: one sent meanwhile arrives
+    now, with these handlers in place."""
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTIONS)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
-    """SIGTERM (the pool's own terminate, or one sent to every process) ends a worker without
-    a traceback: ``multiprocessing`` exits quietly on SystemExit. Dying at once instead could
-    leave the task queue's lock held (an idle worker holds it while it waits), and the
-    parent's terminate would wait for that lock forever."""
     raise SystemExit(128 + signum)
 
 
@@ -40,7 +45,15 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
     total = len(paths)
     if jobs > 1 and total >= PARALLEL_THRESHOLD and "fork" in multiprocessing.get_all_start_methods():
         try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, total), initializer=_quiet_worker) as pool:
+            # Interruptions wait until the workers exist: in the at-fork callbacks that run
+            # meanwhile, the parent's KeyboardInterrupt would only be printed, not raised; and
+            # the workers start with them blocked until _quiet_worker has set their handlers.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTIONS)
+            try:
+                pool = multiprocessing.get_context("fork").Pool(min(jobs, total), initializer=_quiet_worker)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            with pool:
                 results = []
                 chunk = max(1, total // (jobs * 8))
                 for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
