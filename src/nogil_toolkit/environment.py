@@ -123,7 +123,7 @@ def _walk(root: str) -> Iterator[tuple[str, tuple[str, ...], bool]]:
                 if entry.is_dir():
                     if not is_identifier(name) or name in _SKIPPED_DIRS:
                         continue
-                    identity = _identity(entry.stat())
+                    identity = _folder_identity(entry)
                     if entry.is_symlink():
                         links.append((entry.path, (*parts, name), identity))
                     elif identity not in visited:
@@ -138,6 +138,13 @@ def _walk(root: str) -> Iterator[tuple[str, tuple[str, ...], bool]]:
 
 def _identity(status: os.stat_result) -> tuple[int, int]:
     return status.st_dev, status.st_ino
+
+
+def _folder_identity(entry: "os.DirEntry[str]") -> tuple[int, int]:
+    status = entry.stat()
+    if status.st_ino == 0:  # Windows: a directory entry's stat leaves the identity out
+        status = os.stat(entry.path)
+    return _identity(status)
 
 
 def _read_regular(path: str) -> Optional[bytes]:

@@ -277,7 +277,12 @@ def interrupt(command: Sequence[str | os.PathLike[str]], signum: int, ready: Cal
         time.sleep(0.02)
     assert process.poll() is None, "the command ended before it could be interrupted"
     os.killpg(process.pid, signum)
-    _, err = process.communicate(timeout=120)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in (process.pid, *children(process.pid)):
+            os.killpg(pid, signal.SIGKILL)  # workers lead groups of their own
+        pytest.fail("the interrupted command did not end")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
