@@ -48,12 +48,15 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
             # Interruptions wait until the workers exist: in the at-fork callbacks that run
             # meanwhile, the parent's KeyboardInterrupt would only be printed, not raised; and
             # the workers start with them blocked until _quiet_worker has set their handlers.
+            # They are let through inside the with block, whose exit then ends the workers.
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTIONS)
             try:
                 pool = multiprocessing.get_context("fork").Pool(min(jobs, total), initializer=_quiet_worker)
-            finally:
+            except BaseException:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                raise
             with pool:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                 results = []
                 chunk = max(1, total // (jobs * 8))
                 for done, result in enumerate(pool.imap(inspect_binary, paths, chunksize=chunk), start=1):
