@@ -24,19 +24,19 @@ PARALLEL_THRESHOLD = 64
 def _quiet_worker() -> None:
     """Interruptions are the parent's business. A worker leaves the process group, so that a
     terminal's Ctrl-C or a signal sent to the group reaches the parent only: a worker that
-    died or raised in the middle of taking a task would leave the task queue's lock held or
-    its pipe half read, and the parent's ``terminate`` would hang or fail. The parent then ends
-    its workers with SIGTERM, which exits quietly (``multiprocessing`` prints nothing for
-    SystemExit). The parent forked with both signals blocked: one sent meanwhile arrives
-    now, with these handlers in place."""
+    died in the middle of taking a task would leave the task queue's lock held or its pipe
+    half read, and the parent's ``terminate`` would hang. The parent ends its workers with
+    SIGTERM once it holds that lock itself; they then exit at once and print nothing (an
+    exception could be swallowed, were the signal to land in a finaliser). The parent forked
+    with both signals blocked: one sent meanwhile arrives now, with these handlers in place."""
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGTERM, _exit_at_once)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTIONS)
 
 
-def _exit_quietly(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _exit_at_once(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
