@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from nogil_toolkit import __version__, main_audit, main_declare, main_guard, main_run, main_wheel
-from nogil_toolkit.console import EXIT_USAGE
+from nogil_toolkit.console import EXIT_STATUS_HELP, EXIT_USAGE, run_cli
 
 SUBCOMMANDS = (main_declare, main_wheel, main_audit, main_run, main_guard)
 
@@ -23,7 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declare, build and verify extension modules that run without the GIL "
                     "on free-threaded CPython.",
         epilog="Run 'nogil-toolkit COMMAND --help' for a command's options. "
-               "To check an installed environment, use 'nogil-check-env'.",
+               "To check an installed environment, use 'nogil-check-env'.\n\n"
+               "exit status (every command):\n"
+               "  0    success\n"
+               "  1    the check or operation failed (see the command's help)\n"
+               "  2    usage error, bad input, or output that cannot be written\n"
+               f"{EXIT_STATUS_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -32,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@run_cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -27,7 +27,6 @@ _TAGGED = re.compile(
 )
 _CPYTHON_ABI = re.compile(r"cp(\d)(\d+)([a-z]*)")
 EXTENSION_ENDINGS = (".so", ".pyd")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class AbiStatus(enum.Enum):
@@ -79,8 +78,9 @@ def abi_is_free_threaded(abi: str) -> Optional[bool]:
 
 
 def is_identifier(name: str) -> bool:
-    """Only identifiers can be package or module names an import reaches."""
-    return _IDENTIFIER.match(name) is not None
+    """Only identifiers can be package or module names an import reaches; non-ASCII ones too
+    (PEP 3131: ``café``, whose extension exports ``PyInitU_``)."""
+    return name.isidentifier()
 
 
 def dotted_module_name(parts: Sequence[str]) -> Optional[str]:

@@ -35,7 +35,7 @@ from typing import Callable, Optional, Protocol, Sequence
 from nogil_toolkit.cache import CheckCache, default_cache_dir
 from nogil_toolkit.check import CheckResult, Mode, check
 from nogil_toolkit.config import AllowRule
-from nogil_toolkit.environment import Distribution, ExtensionFile, find_extensions, find_owners
+from nogil_toolkit.environment import Distribution, ExtensionFile, find_extensions, find_owners, scanned_folders
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.probe import ProbeResult, probe_modules
 from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
@@ -269,7 +269,9 @@ def check_environment(request: CheckRequest) -> CheckOutcome:
     probes = {path: r.probe for path, r in resolved.items() if r.probe is not None}
     result = check(((f, resolved[f.path].inspection if f.path in resolved else None) for f in files),
                    mode, request.allow, probes, request.policy_source)
-    stats = ScanStats(tuple(folders), len(files), time.perf_counter() - started, counts.from_cache,
+    # The folders counted include those the .pth files add.
+    stats = ScanStats(tuple(scanned_folders(target, folders)), len(files), time.perf_counter() - started,
+                      counts.from_cache,
                       counts.probed, counts.probes_from_cache)
     return CheckOutcome(result, target, stats)
 

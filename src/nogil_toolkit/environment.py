@@ -1,15 +1,21 @@
 """Every extension file an interpreter can import, with its module name and distribution.
 
-Reads directories and metadata only: ``.dist-info/RECORD`` (and ``.egg-info`` file lists)
-through ``importlib.metadata`` for ownership, the path lines of ``.pth`` files and the static
-``MAPPING`` of setuptools' editable finders for editable installs. Nothing installed is
-imported or run.
+Reads directories and metadata only: ``.dist-info/RECORD`` (and ``.egg-info`` file lists) of
+the distributions ``importlib.metadata`` finds, for ownership; the path lines of ``.pth`` files
+read as ``site`` reads them; and the static ``MAPPING`` of setuptools' editable finders for
+editable installs. Nothing installed is imported or run.
+
+Everything here is hostile input: a FIFO where a file should be (opening it would wait for a
+writer forever), bytes in no encoding, folders nested thousands deep, symbolic link loops. Each
+is read the way the import system and ``site`` treat it, never with a traceback or a hang.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
 
@@ -30,7 +36,7 @@ class Distribution:
     version: str
 
     def __str__(self) -> str:
-        return f"{self.name} {self.version}"
+        return f"{self.name} {self.version}" if self.version else self.name
 
 
 @dataclass(frozen=True)
@@ -68,39 +74,106 @@ def find_extensions(target: TargetInterpreter, folders: list[str], owners: Optio
     file read (and every path looked for), so that a cache of the answer can be checked
     against their mtimes: the answer cannot change while none of them does."""
     owners = find_owners(folders) if owners is None else owners
-    roots = list(_expand_roots(folders, owners, scanned))
+    roots = list(_expand_roots(folders, owners, target, scanned))
     found: list[ExtensionFile] = []
-    for order, root in enumerate(roots):
-        for path, relative in _walk(root.folder, (), scanned):
+    for root in roots:
+        for path, relative, linked in _walk(root.folder, scanned):
             abi = classify(os.path.basename(path), target)
             module = dotted_module_name([*filter(None, root.package.split(".")), *relative, abi.module_basename])
-            found.append(ExtensionFile(path, module, abi, owners.get(path, root.owner)))
+            owner = owners.get(os.path.realpath(path) if linked else path, root.owner)
+            found.append(ExtensionFile(path, module, abi, owner))
     return _mark_shadowed(found, target)
 
 
-def _walk(folder: str, parts: tuple[str, ...] = (),
-          scanned: Optional[list[str]] = None) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(path, package parts below the root) of every extension-looking file an import can reach.
+def scanned_folders(target: TargetInterpreter, folders: list[str]) -> list[str]:
+    """The folders :func:`find_extensions` walks: ``folders`` and what their ``.pth`` files add."""
+    return list(dict.fromkeys(root.folder for root in _expand_roots(folders, {}, target)))
+
+
+def _walk(root: str, scanned: Optional[list[str]] = None) -> Iterator[tuple[str, tuple[str, ...], bool]]:
+    """(path, package parts below the root, whether a symbolic link led there) of every
+    extension file an import can reach; every folder listed goes to ``scanned``.
 
     Folders that are not identifiers (``numpy.libs``, ``*.dist-info``, ``__pycache__``) cannot
-    be packages, so what they hold is never imported as a module and is not walked."""
-    if scanned is not None:
-        scanned.append(folder)
+    be packages, so what they hold is never imported as a module and is not walked. Symbolic
+    links are followed, as the import system follows them; files that are not regular (a FIFO
+    named ``*.so``, a dangling link) are skipped, as its ``FileFinder`` skips them.
+
+    Iterative, so that depth is no limit. Each real folder is walked once per root, and the
+    plain tree comes before the folders reached through links: a link to an ancestor (a loop)
+    adds nothing, and a second name for a folder already walked holds the same files, which
+    are judged once (the verdict belongs to the file) under the name the tree gives them."""
     try:
-        entries = list(os.scandir(folder))
+        visited = {_identity(os.stat(root))}
     except OSError:
         return
-    for entry in entries:
-        name = entry.name
+    tree: list[tuple[str, tuple[str, ...], bool]] = [(root, (), False)]
+    links: list[tuple[str, tuple[str, ...], tuple[int, int]]] = []
+    while tree or links:
+        if tree:
+            folder, parts, linked = tree.pop()
+        else:
+            folder, parts, identity = links.pop(0)
+            if identity in visited:
+                continue
+            visited.add(identity)
+            linked = True
+        if scanned is not None:
+            scanned.append(folder)
         try:
-            is_dir = entry.is_dir(follow_symlinks=False)
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError:
             continue
-        if is_dir:
-            if is_identifier(name) and name not in _SKIPPED_DIRS:
-                yield from _walk(entry.path, (*parts, name), scanned)
-        elif is_extension_file(name):
-            yield entry.path, parts
+        subfolders = []
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir():
+                    if not is_identifier(name) or name in _SKIPPED_DIRS:
+                        continue
+                    identity = _folder_identity(entry)
+                    if entry.is_symlink():
+                        links.append((entry.path, (*parts, name), identity))
+                    elif identity not in visited:
+                        visited.add(identity)
+                        subfolders.append((entry.path, (*parts, name), linked))
+                elif is_extension_file(name) and entry.is_file():
+                    yield entry.path, parts, linked or entry.is_symlink()
+            except OSError:
+                continue
+        tree.extend(reversed(subfolders))
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
+
+
+def _folder_identity(entry: "os.DirEntry[str]") -> tuple[int, int]:
+    status = entry.stat()
+    if status.st_ino == 0:  # Windows: a directory entry's stat leaves the identity out
+        status = os.stat(entry.path)
+    return _identity(status)
+
+
+def _read_regular(path: str) -> Optional[bytes]:
+    """The content of ``path`` if it is a regular file, else None (missing, unreadable, a
+    folder, a FIFO, a device). Opening never blocks: ``O_NONBLOCK`` makes the open of a FIFO
+    return at once, and its type is checked before anything is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+    try:
+        with open(fd, "rb", closefd=False) as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return stream.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _mark_shadowed(found: list[ExtensionFile], target: TargetInterpreter) -> list[ExtensionFile]:
@@ -133,33 +206,96 @@ def find_owners(folders: list[str]) -> dict[str, Distribution]:
 
     owners: dict[str, Distribution] = {}
     for dist in metadata.distributions(path=folders):
-        record = dist.read_text("RECORD")
-        if record is not None:
-            wanted = [line.rsplit(",", 2)[0] for line in record.splitlines() if _OWNED_LINE.search(line)]
-        else:  # .egg-info: its file lists are relative to other folders; the slow path is rare
-            wanted = [str(f) for f in dist.files or () if _OWNED_LINE.search(str(f))]
-        if not wanted:
+        info = _info_folder(dist)
+        if info is None:
             continue
-        name, version = _name_and_version(dist)
-        owner = Distribution(name or "<unnamed>", version)
-        for relative in wanted:
-            owners.setdefault(os.path.realpath(dist.locate_file(relative.strip('"'))), owner)
+        owner: Optional[Distribution] = None
+        for path in _listed_files(info):
+            if not _OWNED_LINE.search(path):
+                continue
+            owner = owner or _distribution(info)
+            try:
+                owners.setdefault(os.path.realpath(path), owner)
+            except ValueError:  # a NUL byte: no such file
+                continue
     return owners
 
 
-def _name_and_version(dist: metadata.Distribution) -> tuple[Optional[str], Optional[str]]:
+def _info_folder(dist: metadata.Distribution) -> Optional[str]:
+    """The ``.dist-info``/``.egg-info`` folder of a distribution found on a path.
+
+    ``PathDistribution`` keeps it in ``_path`` (3.8 to 3.14) and offers no public accessor;
+    its ``read_text`` cannot be used instead: it blocks on a FIFO and raises on bytes that are
+    not UTF-8. Distributions of other kinds are skipped."""
+    folder = getattr(dist, "_path", None)
+    if folder is None:
+        return None
+    folder = os.fspath(folder)
+    return folder if os.path.isdir(folder) else None
+
+
+def _read_text(info: str, name: str) -> Optional[str]:
+    """A metadata file as text. Bytes that are not UTF-8 survive as surrogates, so that a
+    RECORD path in another encoding still names the file it names on disk."""
+    data = _read_regular(os.path.join(info, name))
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _listed_files(info: str) -> Iterator[str]:
+    """Paths of the files a distribution installed, as ``Distribution.files`` finds them:
+    RECORD, else (egg-info) ``installed-files.txt``, relative to the metadata folder, else
+    ``SOURCES.txt``."""
+    site = os.path.dirname(info)
+    record = _read_text(info, "RECORD")
+    if record is not None:
+        for line in record.splitlines():
+            if _OWNED_LINE.search(line):
+                yield os.path.join(site, line.rsplit(",", 2)[0].strip('"'))
+        return
+    installed = _read_text(info, "installed-files.txt")
+    if installed is not None:
+        yield from (os.path.join(info, line) for line in installed.splitlines() if line)
+        return
+    sources = _read_text(info, "SOURCES.txt")
+    yield from (os.path.join(site, line) for line in (sources or "").splitlines() if line)
+
+
+def _distribution(info: str) -> Distribution:
+    """Name and version from the metadata; from the folder's name (``Pkg-1.0.dist-info``)
+    when the metadata lacks them (an empty or truncated file)."""
+    data = _read_regular(os.path.join(info, "METADATA")) or _read_regular(os.path.join(info, "PKG-INFO"))
+    name, version = _name_and_version(data.decode("utf-8", "replace")) if data else (None, None)
+    stem_name, _, rest = os.path.basename(info).rpartition(".")[0].partition("-")
+    return Distribution(name or stem_name or "<unnamed>", version or rest.partition("-")[0])
+
+
+def _name_and_version(text: str) -> tuple[Optional[str], Optional[str]]:
     """``Name`` and ``Version`` as ``dist.metadata`` gives them, read from the header lines only.
 
     ``dist.metadata`` runs the email parser over the whole file, long description included,
     and ``dist.version`` does it again: most of a warm re-check's time. Both headers come
     before the first blank line, so only that part is read; anything unusual (a header
-    missing, folded or malformed) falls back to ``dist.metadata``.
+    missing, folded or malformed) falls back to ``dist.metadata`` itself.
     """
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
-    headers = _leading_headers(text, ("name", "version")) if text else None
+    headers = _leading_headers(text, ("name", "version"))
     if headers is not None and len(headers) == 2:
         return headers["name"], headers["version"]
-    return dist.metadata["Name"], dist.version
+    parsed = _MetadataText(text).metadata
+    return parsed.get("Name"), parsed.get("Version")
+
+
+class _MetadataText(metadata.Distribution):
+    """A distribution made of one metadata text already read (safely): its ``metadata`` is
+    what ``importlib.metadata`` makes of that text, folded headers included."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def read_text(self, filename: str) -> Optional[str]:
+        return self._text if filename in ("METADATA", "PKG-INFO") else None
+
+    def locate_file(self, path: "os.PathLike[str] | str") -> "os.PathLike[str]":
+        raise NotImplementedError("a metadata text has no files")
 
 
 def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, str]]:
@@ -190,47 +326,93 @@ def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, s
     return found
 
 
-def _expand_roots(folders: list[str], owners: dict[str, Distribution],
+def _expand_roots(folders: list[str], owners: dict[str, Distribution], target: TargetInterpreter,
                   scanned: Optional[list[str]] = None) -> Iterator[_Root]:
-    """The folders, each followed by what its ``.pth`` files add, as ``site`` would add it."""
+    """The folders, each site folder followed by what its ``.pth`` files add, as ``site`` adds
+    it. ``site`` reads the ``.pth`` files of site folders only, not of ``PYTHONPATH`` folders
+    (``--path``) or the standard library's. Each ``.pth`` file read goes to ``scanned``."""
     seen = set(folders)
+    sites = {os.path.realpath(f) for f in (*target.site_packages, target.user_site)}
     for folder in folders:
         yield _Root(folder)
+        if folder not in sites:
+            continue
         try:
-            pth_files = sorted(n for n in os.listdir(folder) if n.endswith(".pth"))
+            names = os.listdir(folder)
         except OSError:
             continue
-        for name in pth_files:
+        for name in sorted(n for n in names if _site_reads_pth(n, target)):
             pth = os.path.join(folder, name)
+            if target.version >= (3, 13) and _hidden(pth):
+                continue
+            data = _read_regular(pth)
+            if data is None:
+                continue
             owner = owners.get(os.path.realpath(pth))
             if scanned is not None:
                 scanned.append(pth)
-            for root in _pth_roots(folder, pth, owner, scanned):
+            for root in _pth_roots(folder, _pth_lines(data, target), owner, scanned):
                 if root.package or root.folder not in seen:
                     seen.add(root.folder)
                     yield root
 
 
-def _pth_roots(folder: str, pth: str, owner: Optional[Distribution],
-               scanned: Optional[list[str]] = None) -> Iterator[_Root]:
+def _site_reads_pth(name: str, target: TargetInterpreter) -> bool:
+    # 3.13 skips names starting with a dot (gh-113659). Reading them for an older target is
+    # the safe side: a folder too many is checked, never one too few.
+    return name.endswith(".pth") and not (target.version >= (3, 13) and name.startswith("."))
+
+
+def _hidden(path: str) -> bool:
+    """The hidden flag ``site`` honours from 3.13 on (BSD and macOS ``UF_HIDDEN``)."""
     try:
-        with open(pth, encoding="utf-8", errors="replace") as stream:
-            lines = stream.read().splitlines()
+        return bool(getattr(os.lstat(path), "st_flags", 0) & getattr(stat, "UF_HIDDEN", 0))
     except OSError:
-        return
+        return False
+
+
+def _pth_lines(data: bytes, target: TargetInterpreter) -> list[str]:
+    """The lines of a ``.pth`` file as ``site.addpackage`` of the target's version splits them.
+
+    3.13+ decodes UTF-8 (a BOM allowed), falling back to the locale's encoding, and splits with
+    ``str.splitlines``; earlier versions read it as a text file in the locale's encoding
+    (universal newlines, a BOM is part of the first line). Where the target's own decoding
+    would fail, ``site`` stops the interpreter's start; the bytes are then kept as surrogates,
+    so every path line still counts."""
+    encoding = target.pth_encoding or "utf-8"
+    if target.version >= (3, 13):
+        for codec in ("utf-8-sig", encoding):
+            try:
+                return data.decode(codec).splitlines()
+            except (UnicodeDecodeError, LookupError):
+                continue
+        return data.decode("utf-8", "surrogateescape").splitlines()
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        text = data.decode("utf-8", "surrogateescape")
+    return [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+
+
+def _pth_roots(folder: str, lines: list[str], owner: Optional[Distribution],
+               scanned: Optional[list[str]] = None) -> Iterator[_Root]:
+    """The folders ``site.addpackage`` appends for these lines: ``#`` lines are comments, blank
+    lines nothing, ``import`` lines code (never run here; setuptools' editable finders are
+    read instead), and any other line, trailing whitespace removed but not leading, a path
+    relative to the folder that counts if it exists."""
     for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
+        if line.startswith("#") or not line.strip():
             continue
         if line.startswith(("import ", "import\t")):
-            # Executable lines are never run; setuptools' editable finders are read instead.
             yield from _editable_finder_roots(folder, line, owner, scanned)
             continue
-        path = os.path.realpath(os.path.join(folder, line))
+        path = os.path.abspath(os.path.join(folder, line.rstrip()))
+        if "\0" in path:  # os.path.exists is False for a NUL byte
+            continue
         if scanned is not None:
             scanned.append(path)
         if os.path.isdir(path):
-            yield _Root(path, owner=owner)
+            yield _Root(os.path.realpath(path), owner=owner)
 
 
 def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution],
@@ -243,10 +425,12 @@ def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]
     finder = os.path.join(folder, match.group(1) + ".py")
     if scanned is not None:
         scanned.append(finder)
+    source = _read_regular(finder)
+    if source is None:
+        return
     try:
-        with open(finder, encoding="utf-8") as stream:
-            tree = ast.parse(stream.read(), finder)
-    except (OSError, SyntaxError, ValueError):
+        tree = ast.parse(source, finder)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else (
@@ -254,7 +438,9 @@ def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]
         if isinstance(target, ast.Name) and target.id == "MAPPING" and node.value is not None:
             try:
                 mapping = ast.literal_eval(node.value)
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                return
+            if not isinstance(mapping, dict):
                 return
             for package, path in mapping.items():
                 if isinstance(package, str) and isinstance(path, str) and scanned is not None:

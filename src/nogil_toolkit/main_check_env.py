@@ -9,19 +9,20 @@ environment is imported or run unless ``--probe`` asks for it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from nogil_toolkit import __version__
-from nogil_toolkit.console import error
+from nogil_toolkit.console import EXIT_STATUS_HELP, error, run_cli
 from nogil_toolkit.modes import ExitCode, Mode
 
 if TYPE_CHECKING:
     from nogil_toolkit.config import AllowRule
 
-EPILOG = """\
+EPILOG = f"""\
 modes:
   nogil         strict: a module that needs the GIL (declared 'used' or undeclared) or that the
                 interpreter cannot load fails the check; an undecided module makes it undecided
@@ -31,10 +32,12 @@ modes:
   the project's pyproject.toml may set it.
 
 exit status:
-  0  the environment passes
-  1  the policy is violated (or a --probe contradicts a static verdict)
-  2  usage error or bad input (unknown interpreter, invalid pyproject.toml)
-  3  some module could not be decided, and nothing else failed
+  0    the environment passes
+  1    the policy is violated (or a --probe contradicts a static verdict)
+  2    usage error or bad input (unknown interpreter, invalid pyproject.toml), or the
+       report cannot be written (a closed pipe, a full disk)
+  3    some module could not be decided, and nothing else failed
+{EXIT_STATUS_HELP}
 
 examples:
   nogil-check-env                                  # the running interpreter's environment
@@ -79,15 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
                             "targets only): 'undecided' settles the modules static reading could not "
                             "decide, 'all' (the default of a bare --probe) confirms every verdict; "
                             "conclusive answers are cached with the file")
-    probe.add_argument("--timeout", type=float, default=30, metavar="SECONDS",
+    probe.add_argument("--timeout", type=_seconds, default=30, metavar="SECONDS",
                        help="per-module probe timeout (default: %(default)s)")
     cache = parser.add_argument_group("speed")
-    cache.add_argument("--jobs", type=int, default=os.cpu_count() or 2, metavar="N",
+    cache.add_argument("--jobs", type=_count, default=os.cpu_count() or 2, metavar="N",
                        help="processes reading binaries, and probes run at once (default: %(default)s)")
     cache.add_argument("--no-cache", action="store_true", help="read every binary again; do not update the cache")
     cache.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where verdicts are cached (default: $NOGIL_TOOLKIT_CACHE or ~/.cache/nogil-toolkit)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A finite, positive number of seconds: ``nan`` would never time out, ``inf`` neither."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
 
 
 class UsageError(Exception):
@@ -99,6 +123,7 @@ class UsageError(Exception):
         self.lines: list[tuple[str, Optional[str]]] = [(what, where), *more]
 
 
+@run_cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -107,9 +132,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for what, where in exc.lines:
             error(what, where)
         return ExitCode.USAGE
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
 
 
 def run(args: argparse.Namespace) -> int:

@@ -108,8 +108,8 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     probes = ""
     if stats.probed or stats.probes_cached:
         probes = f", {plural(stats.probed, 'module')} probed, {stats.probes_cached} probe results from cache"
-    out(f"mode {result.mode.value}{policy}; {stats.files} extension files in {len(stats.folders)} folders, "
-        f"{stats.seconds:.2f} s ({stats.cached} from cache{probes})")
+    out(f"mode {result.mode.value}{policy}; {plural(stats.files, 'extension file')} in "
+        f"{plural(len(stats.folders), 'folder')}, {stats.seconds:.2f} s ({stats.cached} from cache{probes})")
     if not target.free_threaded:
         out("note: this interpreter has the GIL; declarations decide its fate only on a free-threaded build")
 
@@ -140,13 +140,15 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     probed = sum(1 for m in good if m.decided_by_probe)
     settled = f", {probed} of them settled by an import probe" if probed else ""
     out()
+    declare = "declares it runs" if len(good) == 1 else "declare they run"
     out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
-        f"declare they run without the GIL{settled}" + ("" if verbose or not good else " (--verbose lists them)"))
+        f"{declare} without the GIL{settled}" + ("" if verbose or not good else " (--verbose lists them)"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)
     if helpers or shadowed:
-        out(f"      also seen: {plural(helpers, 'shared library', 'shared libraries')} that are not modules, "
+        not_modules = "that is not a module" if helpers == 1 else "that are not modules"
+        out(f"      also seen: {plural(helpers, 'shared library', 'shared libraries')} {not_modules}, "
             f"{plural(shadowed, 'shadowed file')}")
     out()
     _write_advice(result, target, out)

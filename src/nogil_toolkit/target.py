@@ -5,18 +5,29 @@ no current directory on the path) and without ``site``, because ``site`` execute
 ``import`` lines of ``.pth`` files, which is installed code. What ``site`` would have added
 (the venv's site-packages, system site-packages when ``pyvenv.cfg`` asks for them) is
 computed by the same functions ``site`` uses, without its side effects.
+
+The script goes through stdin, not ``-c``: a ``--python`` that is not a Python (``/bin/ls``)
+then never sees it, so it cannot echo it back in an error message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    import subprocess
+
+QUERY_TIMEOUT = 10.0
+"""Seconds a target has to answer. It normally needs well under one; a slow disk may need a
+few. Not the minutes a hung ``--python`` (a script that sleeps) would otherwise cost."""
 
 _FACTS_SCRIPT = r"""
-import importlib.machinery, json, os, site, sys, sysconfig
+import importlib.machinery, json, locale, os, site, sys, sysconfig
 
 def pyvenv_cfg():
     exe_dir = os.path.dirname(os.path.abspath(sys.executable))
@@ -45,6 +56,8 @@ print(json.dumps({
     "user_site": site.getusersitepackages(),
     "stdlib_extensions": sysconfig.get_config_var("DESTSHARED") or "",
     "venv": os.path.dirname(cfg) if cfg else None,
+    # What site.addpackage decodes .pth files with: 3.13+ tries UTF-8 first, then this.
+    "pth_encoding": locale.getencoding() if sys.version_info >= (3, 13) else locale.getpreferredencoding(False),
 }))
 """
 
@@ -67,6 +80,8 @@ class TargetInterpreter:
     user_site: str
     stdlib_extensions: str
     venv: Optional[str]
+    pth_encoding: Optional[str] = None
+    """The encoding ``site`` reads ``.pth`` files with (its fallback after UTF-8 on 3.13+)."""
 
     @property
     def name(self) -> str:
@@ -109,6 +124,7 @@ class TargetInterpreter:
             user_site=data["user_site"],
             stdlib_extensions=data["stdlib_extensions"],
             venv=data["venv"],
+            pth_encoding=data.get("pth_encoding"),
         )
 
     def to_json(self) -> dict:
@@ -123,38 +139,75 @@ class TargetInterpreter:
             "user_site": self.user_site,
             "stdlib_extensions": self.stdlib_extensions,
             "venv": self.venv,
+            "pth_encoding": self.pth_encoding,
         }
 
 
-def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 60) -> Any:
+def ask_target(python: Optional[str], script: str, *args: str, timeout: float = QUERY_TIMEOUT) -> Any:
     """Run ``script`` in ``python`` (default: the running interpreter) with ``-I -S`` and return
-    the JSON it prints. The one way the toolkit questions a target interpreter."""
+    the JSON it prints. The one way the toolkit questions a target interpreter.
+
+    The child runs in a session of its own, so that on a timeout (or an interruption) the
+    whole group goes: a shell script that runs ``sleep`` leaves no ``sleep`` behind."""
     import subprocess  # a cached check never asks: not worth importing up front
 
     executable = python or sys.executable
+    if os.path.isdir(executable):
+        raise TargetError(f"{executable} is a directory, not a Python interpreter")
     try:
-        result = subprocess.run([executable, "-I", "-S", "-c", script, *args], capture_output=True, text=True,
-                                timeout=timeout, check=False)
+        process = subprocess.Popen([executable, "-I", "-S", "-", *args], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         raise TargetError(f"no interpreter at {executable}") from None
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TargetError(f"could not run {executable}: {exc}") from None
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TargetError(f"{executable} is not a usable Python 3 interpreter ({detail})")
+    except OSError as exc:
+        raise TargetError(f"cannot run {executable}: {exc.strerror or exc}") from None
     try:
-        return json.loads(result.stdout)
-    except ValueError as exc:
-        raise TargetError(f"{executable} answered unexpectedly: {exc}") from None
+        out, err = process.communicate(script.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _end(process)
+        raise TargetError(f"{executable} did not answer within {timeout:g} s; is it a Python interpreter?") from None
+    except BaseException:
+        _end(process)
+        raise
+    if process.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        detail = f"exit status {process.returncode}" + (f": {_shorten(lines[-1])}" if lines else "")
+        raise TargetError(f"{executable} is not a usable Python interpreter ({detail})")
+    try:
+        return json.loads(out.decode(errors="replace"))
+    except ValueError:
+        what = "no answer" if not out.strip() else "an answer that is not the expected JSON"
+        raise TargetError(f"{executable} gave {what}; is it a Python interpreter?") from None
 
 
-def query_target(python: Optional[str] = None, timeout: float = 60) -> TargetInterpreter:
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Kill the child's process group, reap the child, close the pipes (which a grandchild
+    that left the group may still hold: nothing more is read from them)."""
+    import signal
+
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def query_target(python: Optional[str] = None, timeout: float = QUERY_TIMEOUT) -> TargetInterpreter:
     """Ask ``python`` (default: the running interpreter) for its facts."""
     data = ask_target(python, _FACTS_SCRIPT, timeout=timeout)
     try:
         return TargetInterpreter.from_json(data)
-    except (KeyError, TypeError) as exc:
-        raise TargetError(f"{python or sys.executable} answered unexpectedly: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise TargetError(f"{python or sys.executable} answered, but not with an interpreter's facts; "
+                          "is it a Python interpreter?") from None
 
 
 def interpreter_identity(python: Optional[str]) -> tuple[str, int, int]:

@@ -5,27 +5,36 @@ Real directory trees with real metadata files; the binaries' contents do not mat
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import os
+import threading
 from importlib import metadata
 from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
 from nogil_toolkit.abi import AbiStatus, classify
-from nogil_toolkit.environment import find_extensions
-from nogil_toolkit.target import TargetInterpreter, search_path
+from nogil_toolkit.environment import find_extensions, scanned_folders
+from nogil_toolkit.target import TargetInterpreter, query_target, search_path
+from support import gil_python, run
+
+T = TypeVar("T")
 
 FT_SUFFIX = ".cpython-313t-x86_64-linux-gnu.so"
 
 
-def target(free_threaded: bool = True, site: str = "/nonexistent") -> TargetInterpreter:
+def target(free_threaded: bool = True, site: str = "/nonexistent", version: tuple[int, int] = (3, 13),
+           pth_encoding: str = "utf-8") -> TargetInterpreter:
     tag = "313t" if free_threaded else "313"
     return TargetInterpreter.from_json({
-        "executable": "/usr/bin/python3.13", "implementation": "cpython", "version": [3, 13, 5],
+        "executable": "/usr/bin/python3.13", "implementation": "cpython", "version": [*version, 5],
         "free_threaded": free_threaded,
         "extension_suffixes": [f".cpython-{tag}-x86_64-linux-gnu.so", ".abi3.so", ".so"],
         "platform": "linux-x86_64", "site_packages": [site], "user_site": "/nonexistent-user",
-        "stdlib_extensions": "", "venv": None,
+        "stdlib_extensions": "", "venv": None, "pth_encoding": pth_encoding,
     })
 
 
@@ -104,7 +113,7 @@ def test_pth_path_lines_are_followed_and_import_lines_never_run(tmp_path: Path) 
     site.mkdir()
     (site / "paths.pth").write_text(f"# comment\n{extra}\n../missing-dir\n"
                                     f"import pathlib; pathlib.Path({str(sentinel)!r}).touch()\n")
-    modules = {f.module for f in find_extensions(target(), [str(site)])}
+    modules = {f.module for f in find_extensions(target(site=str(site)), [str(site)])}
     assert modules == {"ext._e"}
     assert not sentinel.exists()
 
@@ -119,7 +128,7 @@ def test_setuptools_editable_finder_mapping_is_read_statically(tmp_path: Path) -
         f"import pathlib\npathlib.Path({str(sentinel)!r}).touch()\n"
         f"MAPPING: dict[str, str] = {{'mypkg': {str(src)!r}}}\nNAMESPACES = {{}}\n")
     write_dist(site, "mypkg", "1.0", ["__editable__.mypkg-1.0.pth", f"{finder}.py"])
-    (found,) = find_extensions(target(), [str(site)])
+    (found,) = find_extensions(target(site=str(site)), [str(site)])
     assert found.module == "mypkg._speed"
     assert str(found.distribution) == "mypkg 1.0"
     assert not sentinel.exists()
@@ -165,3 +174,196 @@ def test_owner_with_a_folded_name_falls_back_to_the_email_parser(tmp_path: Path)
     [dist] = metadata.distributions(path=[str(site)])
     assert found.distribution is not None and "\n" in found.distribution.name
     assert (found.distribution.name, found.distribution.version) == (dist.metadata["Name"], dist.version)
+
+
+def nested(root: Path, depth: int) -> Iterator[Path]:
+    """``root/d/d/.../d`` ``depth`` levels deep, removed afterwards bottom-up: ``shutil.rmtree``
+    (pytest's own clean-up of old temporary folders included) recurses and cannot."""
+    folders = [str(root)]
+    os.mkdir(folders[0])
+    for _ in range(depth):  # os.makedirs and Path.mkdir(parents=True) recurse as well
+        folders.append(os.path.join(folders[-1], "d"))
+        os.mkdir(folders[-1])
+    try:
+        yield Path(folders[-1])
+    finally:
+        for folder in reversed(folders):
+            for entry in os.scandir(folder):
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+            os.rmdir(folder)
+
+
+def within(seconds: float, work: Callable[[], T]) -> T:
+    """``work()``, failing (not hanging) the test if it blocks: it runs in a daemon thread."""
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def test_symlinked_package_folders_and_files_are_followed(tmp_path: Path) -> None:
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    touch(elsewhere / "pkg" / "sub" / f"_inner{FT_SUFFIX}")
+    real_top = touch(elsewhere / f"real_top{FT_SUFFIX}")
+    site.mkdir()
+    (site / "pkg").symlink_to(elsewhere / "pkg", target_is_directory=True)
+    (site / f"top{FT_SUFFIX}").symlink_to(real_top)
+    (site / f"dangling{FT_SUFFIX}").symlink_to(tmp_path / "missing.so")  # the import system cannot load it
+    write_dist(site, "Linked", "2.0", [f"pkg/sub/_inner{FT_SUFFIX}"])
+    found = {f.module: f for f in find_extensions(target(), [str(site)])}
+    assert set(found) == {"pkg.sub._inner", "top"}
+    assert found["pkg.sub._inner"].path == str(site / "pkg" / "sub" / f"_inner{FT_SUFFIX}")
+    assert str(found["pkg.sub._inner"].distribution) == "Linked 2.0"
+
+
+def test_symlink_loops_and_second_names_are_walked_once(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / "pkg" / f"_x{FT_SUFFIX}")
+    touch(site / "other" / f"_y{FT_SUFFIX}")
+    (site / "pkg" / "up").symlink_to("..")              # a link to an ancestor
+    (site / "pkg" / "me").symlink_to(".")                # a link to itself
+    (site / "pkg" / "alias").symlink_to("../other")      # a second name for a folder of the tree
+    (site / "a").mkdir()
+    (site / "b").mkdir()
+    (site / "a" / "to_b").symlink_to("../b")             # a cycle through two links
+    (site / "b" / "to_a").symlink_to("../a")
+    found = sorted(f.module or "" for f in within(30, lambda: find_extensions(target(), [str(site)])))
+    assert found == ["other._y", "pkg._x"]
+
+
+def test_link_fan_out_is_bounded(tmp_path: Path) -> None:
+    """Each level links twice to the next: 2**24 paths, 25 folders."""
+    site = tmp_path / "site"
+    levels = [site / f"level{i}" for i in range(25)]
+    for level in levels:
+        level.mkdir(parents=True)
+    for here, below in zip(levels, levels[1:]):
+        (here / "left").symlink_to(below)
+        (here / "right").symlink_to(below)
+    touch(levels[-1] / f"_deep{FT_SUFFIX}")
+    found = within(60, lambda: find_extensions(target(), [str(site)]))
+    assert [f.module for f in found] == ["level24._deep"]
+
+
+def test_a_folder_nested_1200_deep_is_walked(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    with contextlib.contextmanager(nested)(site, 1200) as deep:
+        touch(deep / f"_bottom{FT_SUFFIX}")
+        [found] = find_extensions(target(), [str(site)])
+    assert found.module == ".".join(["d"] * 1200 + ["_bottom"])
+
+
+def test_fifos_are_never_opened(tmp_path: Path) -> None:
+    """A FIFO where a file should be: opening it for reading would wait for a writer forever.
+    The import system skips a FIFO named like a module (it is not a regular file), ``site``
+    itself would hang on a FIFO ``.pth``; here each is skipped."""
+    site = tmp_path / "site"
+    touch(site / "pkg" / f"_real{FT_SUFFIX}")
+    os.mkfifo(site / "pkg" / f"_fifo{FT_SUFFIX}")
+    os.mkfifo(site / "paths.pth")
+    info = site / "Fifo-1.0.dist-info"
+    info.mkdir()
+    os.mkfifo(info / "RECORD")
+    os.mkfifo(info / "METADATA")
+    egg = site / "Egg-1.0.egg-info"
+    egg.mkdir()
+    os.mkfifo(egg / "PKG-INFO")
+    os.mkfifo(egg / "installed-files.txt")
+    (site / "__editable__.e-1.0.pth").write_text("import __editable___e_1_0_finder; __editable___e_1_0_finder.install()\n")
+    os.mkfifo(site / "__editable___e_1_0_finder.py")
+    where = target(site=str(site))
+    found = within(30, lambda: find_extensions(where, [str(site)]))
+    assert [f.module for f in found] == ["pkg._real"]
+    assert within(30, lambda: scanned_folders(where, [str(site)])) == [str(site)]
+
+
+def test_metadata_in_other_encodings_or_empty(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / "latin" / f"_l{FT_SUFFIX}")
+    touch(site / "record" / f"_r{FT_SUFFIX}")
+    touch(site / "empty" / f"_e{FT_SUFFIX}")
+    write_dist(site, "Latin", "1.0", [f"latin/_l{FT_SUFFIX}"])
+    (site / "Latin-1.0.dist-info" / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: Caf\xe9\nVersion: 1.0\n")
+    write_dist(site, "Record", "2.0", [])
+    (site / "Record-2.0.dist-info" / "RECORD").write_bytes(
+        b"data/caf\xe9.txt,sha256=x,1\n" + f"record/_r{FT_SUFFIX},sha256=x,0\n".encode())
+    write_dist(site, "empty_meta", "3.0", [f"empty/_e{FT_SUFFIX}"])
+    (site / "empty_meta-3.0.dist-info" / "METADATA").write_bytes(b"")
+    owners = {f.module: str(f.distribution) for f in find_extensions(target(), [str(site)])}
+    assert owners == {"latin._l": "Caf\ufffd 1.0", "record._r": "Record 2.0", "empty._e": "empty_meta 3.0"}
+
+
+def test_non_ascii_package_names_are_walked(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    touch(site / "café" / f"_c{FT_SUFFIX}")
+    assert [f.module for f in find_extensions(target(), [str(site)])] == ["café._c"]
+
+
+def test_pth_files_of_path_folders_are_not_read(tmp_path: Path) -> None:
+    """``site`` reads the .pth files of site folders only; a ``--path`` folder is PYTHONPATH."""
+    site, extra, linked = tmp_path / "site", tmp_path / "extra", tmp_path / "linked"
+    touch(linked / "ext" / f"_e{FT_SUFFIX}")
+    for folder in (site, extra):
+        folder.mkdir()
+    (extra / "x.pth").write_text(f"{linked}\n")
+    assert find_extensions(target(site=str(site)), [str(extra), str(site)]) == []
+
+
+# A .pth file exercising every rule of site.addpackage: comments, blank and whitespace-only
+# lines, import lines (harmless ones: the real site runs them), leading whitespace that is part
+# of the path, trailing whitespace that is not, a NUL byte, a BOM, \r and \x0c (a line break for
+# str.splitlines, not for the text files of 3.12 and earlier), relative and absolute paths.
+_PTH_CASE = (b"\xef\xbb\xbfbom\n# comment\n#hash\n\n   \n  lead\ntrail  \t\nimport os\nimport\tsys\n"
+             b"importnot\nnul\x00here\r\ncr\rff\x0cafter\n../outside\n%(abs)s\n  import os\n")
+_PTH_DIRS = ("bom", "\ufeffbom", "#hash", "  lead", "lead", "trail", "importnot", "nul", "cr", "ff", "after",
+             "ff\x0cafter", "  import os", "import os")
+
+
+@pytest.mark.parametrize("python", ["3.9", "3.10", "3.11", "3.12", "3.13", "3.13t"])
+def test_pth_lines_are_read_as_the_real_site_reads_them(tmp_path: Path, python: str, ft_python: str) -> None:
+    """The oracle is the interpreter's own ``site.addsitedir``."""
+    executable = ft_python if python.endswith("t") else gil_python(int(python.split(".")[1]))
+    assert executable, f"no CPython {python} on this machine"
+    site, outside, absolute = tmp_path / "site", tmp_path / "outside", tmp_path / "absolute"
+    for name in _PTH_DIRS:
+        (site / name).mkdir(parents=True)
+    outside.mkdir()
+    absolute.mkdir()
+    (site / "case.pth").write_bytes(_PTH_CASE % {b"abs": str(absolute).encode()})
+    added = run([executable, "-I", "-S", "-c", "import json, site, sys; before = list(sys.path); "
+                 f"site.addsitedir({str(site)!r}); print(json.dumps(sys.path[len(before):]))"]).stdout
+    expected = [os.path.realpath(p) for p in json.loads(added) if os.path.isdir(p)]
+    where = dataclasses.replace(query_target(executable), site_packages=(str(site),))
+    assert scanned_folders(where, [str(site)]) == expected
+    assert len(expected) > 5
+
+
+@pytest.mark.parametrize("version", [(3, 12), (3, 13)])
+def test_pth_in_the_locale_encoding(tmp_path: Path, version: tuple[int, int]) -> None:
+    """Not UTF-8: 3.13 falls back to the locale's encoding, earlier versions only use it."""
+    site = tmp_path / "site"
+    (site / "café").mkdir(parents=True)
+    (site / "latin.pth").write_bytes(b"caf\xe9\n")
+    assert scanned_folders(target(site=str(site), version=version, pth_encoding="iso8859-1"), [str(site)]) == [
+        str(site), str(site / "café")]
+
+
+def test_pth_that_site_could_not_decode_still_counts(tmp_path: Path) -> None:
+    """Where the target's own decoding fails, every line still counts: a folder too many is
+    checked, never one too few."""
+    site = tmp_path / "site"
+    (site / "plain").mkdir(parents=True)
+    (site / "bad.pth").write_bytes(b"\xff\xfe junk\nplain\n")
+    assert scanned_folders(target(site=str(site), pth_encoding="ascii"), [str(site)]) == [str(site), str(site / "plain")]

@@ -8,13 +8,34 @@ after the other: same answers, only slower. Small batches are not worth a pool.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Callable, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
 from nogil_toolkit.inspect.verdict import ModuleInspection
 
+_INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
 PARALLEL_THRESHOLD = 64
 """Below this many files the pool's start-up costs more than it saves."""
+
+
+def _quiet_worker() -> None:
+    """Interruptions are the parent's business. A worker leaves the process group, so that a
+    terminal's Ctrl-C or a signal sent to the group reaches the parent only: a worker that
+    died in the middle of taking a task would leave the task queue's lock held or its pipe
+    half read, and the parent's ``terminate`` would hang. The parent ends its workers with
+    SIGTERM once it holds that lock itself; they then exit at once and print nothing (an
+    exception could be swallowed, were the signal to land in a finaliser). The parent forked
+    with both signals blocked: one sent meanwhile arrives now, with these handlers in place."""
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_at_once)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTIONS)
+
+
+def _exit_at_once(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
@@ -32,11 +53,18 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
 
         if "fork" in multiprocessing.get_all_start_methods():
             try:
-                pool = multiprocessing.get_context("fork").Pool(min(jobs, total))
-            except OSError:
-                pool = None  # no fork today (process limits): the serial path gives the same answers
-            if pool is not None:
+                # Interruptions wait until the workers exist: in the at-fork callbacks that run
+                # meanwhile, the parent's KeyboardInterrupt would only be printed, not raised; and
+                # the workers start with them blocked until _quiet_worker has set their handlers.
+                # They are let through inside the with block, whose exit then ends the workers.
+                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTIONS)
+                try:
+                    pool = multiprocessing.get_context("fork").Pool(min(jobs, total), initializer=_quiet_worker)
+                except BaseException:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                    raise
                 with pool:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                     results = []
                     chunk = max(1, total // (jobs * 8))
                     for done, result in enumerate(pool.imap(_inspect_item, items, chunksize=chunk), start=1):
@@ -44,6 +72,8 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
                         if progress and done % 25 == 0:
                             progress(done, total)
                     return results
+            except OSError:
+                pass  # no fork today (process limits): the serial path gives the same answers
     results = []
     for done, item in enumerate(items, start=1):
         results.append(_inspect_item(item))
