@@ -17,7 +17,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
@@ -280,22 +280,23 @@ def _name_and_version(text: str) -> tuple[Optional[str], Optional[str]]:
     headers = _leading_headers(text, ("name", "version"))
     if headers is not None and len(headers) == 2:
         return headers["name"], headers["version"]
-    parsed = _MetadataText(text).metadata
+    parsed = _metadata_of(text)
     return parsed.get("Name"), parsed.get("Version")
 
 
-class _MetadataText(metadata.Distribution):
-    """A distribution made of one metadata text already read (safely): its ``metadata`` is
-    what ``importlib.metadata`` makes of that text, folded headers included."""
+def _metadata_of(text: str) -> Any:
+    """What ``importlib.metadata`` makes of one metadata text already read (safely), folded
+    headers included. Only folded or unusual headers come here, so the import waits for them."""
+    from importlib import metadata
 
-    def __init__(self, text: str) -> None:
-        self._text = text
+    class MetadataText(metadata.Distribution):
+        def read_text(self, filename: str) -> Optional[str]:
+            return text if filename in ("METADATA", "PKG-INFO") else None
 
-    def read_text(self, filename: str) -> Optional[str]:
-        return self._text if filename in ("METADATA", "PKG-INFO") else None
+        def locate_file(self, path: "os.PathLike[str] | str") -> "os.PathLike[str]":
+            raise NotImplementedError("a metadata text has no files")
 
-    def locate_file(self, path: "os.PathLike[str] | str") -> "os.PathLike[str]":
-        raise NotImplementedError("a metadata text has no files")
+    return MetadataText().metadata
 
 
 def _leading_headers(text: str, wanted: tuple[str, ...]) -> Optional[dict[str, str]]:

@@ -170,13 +170,22 @@ def test_run_time_slot_array_decides_only_for_a_known_value():
     assert failed.verdict is Verdict.UNKNOWN and "entry 0 is odd" in failed.reason
 
 
-def test_marker_must_name_the_full_module_when_it_is_known():
+def test_marker_follows_the_init_and_the_full_name_breaks_ties():
     marker = Marker("pkg.mod", GilDeclaration.NOT_USED, "0.1.0", 10)
     single = frozenset({"PyModule_Create2"})
     assert decide(_facts(markers=[marker], imports=single, qualified_name="pkg.mod")).verdict is Verdict.NOT_USED
-    # Same last part, another package: the marker was linked in from elsewhere.
-    assert decide(_facts(markers=[marker], imports=single, qualified_name="other.mod")).verdict is Verdict.UNDECLARED
-    assert decide(_facts(markers=[marker], imports=single, qualified_name="mod")).verdict is Verdict.UNDECLARED
+    # The file moved to another package: its PyInit_mod is still the shim the marker describes.
+    assert decide(_facts(markers=[marker], imports=single, qualified_name="other.mod")).verdict is Verdict.NOT_USED
+    # A marker for another init says nothing about this module.
+    other = _facts(markers=[marker], imports=single, qualified_name="pkg.other", module_name="other",
+                   init_symbols=("PyInit_other",))
+    assert decide(other).verdict is Verdict.UNDECLARED
+    # Two markers for an init of this name: the one naming the caller's module decides.
+    vendored = Marker("vendor.mod", GilDeclaration.USED, "0.1.0", 90)
+    assert decide(_facts(markers=[vendored, marker], imports=single, qualified_name="pkg.mod")).verdict \
+        is Verdict.NOT_USED
+    assert decide(_facts(markers=[vendored, marker], imports=single, qualified_name="vendor.mod")).verdict \
+        is Verdict.USED
 
 
 def test_marker_falls_back_to_the_last_part_without_a_package():

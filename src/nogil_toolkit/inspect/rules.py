@@ -106,17 +106,18 @@ def _from_markers(facts: Observations) -> Optional[Decision]:
 def _markers_for_module(facts: Observations) -> List[Marker]:
     """Markers that belong to this module (a library may carry several, e.g. linked in).
 
-    The marker records the full dotted name. Where the caller knows the module's full name,
-    only a marker naming exactly it counts: ``pkg_a._speedups`` says nothing about
-    ``pkg_b._speedups``. Otherwise (a bare file) the last name part must match the file's
-    module name, or the one ``PyInit_`` export.
+    A marker describes the shim compiled into the file, and that shim is the ``PyInit_`` the
+    file exports, whatever package the file now sits in: a module copied or vendored under
+    another package runs the same init and declares the same. So a marker counts when its
+    last name part is the file's module name (or its one ``PyInit_`` export). Where several
+    do, one naming exactly the caller's full dotted name wins.
     """
-    if facts.qualified_name:
-        return [m for m in facts.markers if m.module == facts.qualified_name]
     names = {s[len("PyInit_"):] for s in facts.init_symbols}
     if facts.module_name in names:
         names = {facts.module_name}
-    return [m for m in facts.markers if m.module.rsplit(".", 1)[-1] in names]
+    candidates = [m for m in facts.markers if m.module.rsplit(".", 1)[-1] in names]
+    exact = [m for m in candidates if m.module == facts.qualified_name]
+    return exact or candidates
 
 
 def _slot_evidence(arrays: Sequence[SlotArray]) -> List[Evidence]:
