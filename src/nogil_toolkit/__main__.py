@@ -11,10 +11,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from nogil_toolkit import __version__, main_declare, main_wheel
+from nogil_toolkit import __version__, main_declare, main_shim, main_wheel
 from nogil_toolkit.console import EXIT_USAGE
 
-SUBCOMMANDS = (main_declare, main_wheel)
+SUBCOMMANDS = (main_declare, main_wheel, main_shim)
 
 
 def build_parser() -> argparse.ArgumentParser:
