@@ -49,7 +49,7 @@ def record_declarations(wheel_path: Path, config: NogilConfig) -> DeclarationRec
                 raise RecordingError(_mismatch(module, expected, found))
             declared[module] = expected
     record = DeclarationRecord(declared, config.thread_safe)
-    if declared:
+    if members:
         add_member(wheel_path, f"{report.dist_info}/{RECORD_NAME}", record.to_text().encode("utf-8"))
     return record
 
