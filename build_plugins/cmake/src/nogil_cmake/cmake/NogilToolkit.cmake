@@ -33,11 +33,13 @@ function(_nogil_toolkit out_var)
     message(FATAL_ERROR "nogil: no Python interpreter: call find_package(Python COMPONENTS Interpreter "
                         "Development.Module) before nogil_declare()")
   endif()
+  # The tool's stderr goes straight to the console: CMake would re-wrap its error lines.
   execute_process(
     COMMAND "${python}" -m nogil_toolkit shim --project "${NOGIL_PROJECT_DIR}" ${ARGN}
-    OUTPUT_VARIABLE output ERROR_VARIABLE errors RESULT_VARIABLE status)
+    OUTPUT_VARIABLE output RESULT_VARIABLE status)
   if(NOT status EQUAL 0)
-    message(FATAL_ERROR "nogil: ${errors}")
+    message(FATAL_ERROR "nogil: [tool.nogil] cannot be applied (nogil-toolkit shim exited ${status}, "
+                        "its error is above)")
   endif()
   set(${out_var} "${output}" PARENT_SCOPE)
 endfunction()
