@@ -97,3 +97,13 @@ def test_override_naming_no_built_module_fails_the_build(gil312_venv: Path, plug
     assert 'tool.nogil.modules."mspine._gone": names no extension module this build produces' in output, output
     assert "mspine._fast, mspine._multi, mspine._single" in output
     assert "Traceback" not in output
+
+
+def test_the_readme_shows_the_shipped_setup_block() -> None:
+    block = [line for line in (REPO / "templates" / "nogil_meson_setup.build").read_text().splitlines()
+             if line and not line.startswith(("#", "nogil_modules = "))]
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### meson-python"):readme.index("### CMake / scikit-build-core")]
+    lines = section.splitlines()
+    start = lines.index(block[0])
+    assert lines[start:start + len(block)] == block
