@@ -15,11 +15,14 @@ from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.wheel_record import RECORD_NAME
 from support import REPO, SAMPLES, import_strict, install, probe_import, run
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = SAMPLES / "meson_spine"
 DECLARED = {"mspine._multi": GilDeclaration.NOT_USED, "mspine._fast": GilDeclaration.NOT_USED,
             "mspine._single": GilDeclaration.USED}
 
 
+@pytest.mark.freethreaded
 def test_wheel_is_free_threaded_and_records_each_declaration(meson_ft: tuple[Path, Path]) -> None:
     wheel, _ = meson_ft
     assert "-cp313-cp313t-" in wheel.name or "-cp314-cp314t-" in wheel.name, wheel.name
@@ -29,6 +32,7 @@ def test_wheel_is_free_threaded_and_records_each_declaration(meson_ft: tuple[Pat
     assert f"{RECORD_NAME},sha256=" in listed
 
 
+@pytest.mark.freethreaded
 def test_wheel_verify_passes(meson_ft: tuple[Path, Path]) -> None:
     result = run([sys.executable, "-m", "nogil_toolkit", "wheel", "verify", meson_ft[0]])
     assert result.stdout.startswith("ok "), result.stdout
@@ -55,6 +59,7 @@ def test_module_overridden_to_false_enables_the_gil(meson_ft: tuple[Path, Path],
     assert any("'mspine._single'" in w for w in probe.gil_warnings), probe.gil_warnings
 
 
+@pytest.mark.freethreaded
 @pytest.mark.parametrize("module", sorted(DECLARED))
 def test_only_the_real_init_is_exported_and_the_marker_is_there(meson_ft: tuple[Path, Path], ft_venv: Path,
                                                                 module: str) -> None:

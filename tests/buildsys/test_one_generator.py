@@ -10,6 +10,8 @@ import pytest
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan
 
+pytestmark = [pytest.mark.slow, pytest.mark.freethreaded]
+
 
 def generated_shim(build_tree: Path, module: str) -> str:
     (path,) = build_tree.rglob(f"{module}.nogil_shim.c")
