@@ -35,7 +35,8 @@ output, one line per MODULE, fields separated by a tab:
   DECLARATION is not-used, used, or none (no rule of [tool.nogil] covers the module: leave it
   as it is; the other fields are then empty)
 
-exit status: 0 done; 1 [tool.nogil] is invalid, or (with --record) an override names no module;
+exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module, or a
+file cannot be written;
 2 usage error (no [tool.nogil] table, a module name that is not a dotted identifier)
 
 examples:
@@ -83,10 +84,16 @@ def run(args: argparse.Namespace) -> int:
         if unmatched is not None:
             error(f"an override names no extension module of this build\n{unmatched}", str(config.path))
             return EXIT_FAILURE
-        declared = {module: plan.declaration for module, plan in plans.items() if plan is not None}
-        write_text(args.record, DeclarationRecord(declared, config.thread_safe).to_text())
-    for module, plan in plans.items():
-        print("\t".join(plan_fields(module, plan, args.output_dir, args.cplusplus)))
+    try:
+        if args.record is not None:
+            declared = {module: plan.declaration for module, plan in plans.items() if plan is not None}
+            write_text(args.record, DeclarationRecord(declared, config.thread_safe).to_text())
+        lines = ["\t".join(plan_fields(module, plan, args.output_dir, args.cplusplus))
+                 for module, plan in plans.items()]
+    except OSError as exc:
+        error(f"cannot write: {exc.strerror or exc}", exc.filename or str(args.output_dir or args.record))
+        return EXIT_FAILURE
+    print("\n".join(lines))
     return EXIT_OK
 
 

@@ -81,3 +81,12 @@ def test_errors_are_one_line_with_the_place(tmp_path: Path, capsys: pytest.Captu
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err
     assert captured.out == "" and not (tmp_path / "s").exists()
+
+
+def test_an_unwritable_output_directory_is_one_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = project / "file"
+    blocker.write_text("")
+    assert main(["shim", "--project", str(project), "--output-dir", str(blocker / "shims"), "pkg._x"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot write: ") and str(blocker / "shims") in captured.err
+    assert captured.out == ""

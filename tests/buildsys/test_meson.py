@@ -112,3 +112,18 @@ def test_the_readme_shows_the_shipped_setup_block() -> None:
     lines = section.splitlines()
     start = lines.index(block[0])
     assert lines[start:start + len(block)] == block
+
+
+def test_a_declared_module_built_without_its_dependency_fails_the_build(gil312_venv: Path, plugin_wheelhouse: Path,
+                                                                        tmp_path: Path) -> None:
+    project = tmp_path / "meson_spine"
+    shutil.copytree(SAMPLE, project)
+    build = project / "meson.build"
+    text = build.read_text()
+    build.write_text(text.replace("\n                    dependencies: nogil['mspine._multi'])", ")", 1))
+    assert build.read_text() != text
+    wheel, output = pip_wheel(gil312_venv, project, tmp_path / "out", plugin_wheelhouse, check=False)
+    assert wheel is None
+    assert ("[tool.nogil] declares mspine._multi not-used, but its binary was built without the shim: give its "
+            "extension_module() 'dependencies: nogil['mspine._multi']'") in output, output
+    assert "Traceback" not in output

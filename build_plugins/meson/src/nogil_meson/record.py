@@ -50,7 +50,10 @@ def record_declarations(wheel_path: Path, config: NogilConfig) -> DeclarationRec
             declared[module] = expected
     record = DeclarationRecord(declared, config.thread_safe)
     if members:
-        add_member(wheel_path, f"{report.dist_info}/{RECORD_NAME}", record.to_text().encode("utf-8"))
+        try:
+            add_member(wheel_path, f"{report.dist_info}/{RECORD_NAME}", record.to_text().encode("utf-8"))
+        except OSError as exc:
+            raise RecordingError(f"cannot rewrite {wheel_path}: {exc}") from None
     return record
 
 
