@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from nogil_toolkit.abi import dotted_module_name
 from nogil_toolkit.config import ConfigError, NogilConfig, load_config, unmatched_overrides_error
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error
 from nogil_toolkit.shim import ShimPlan, write_shim
@@ -104,11 +105,10 @@ def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[
     disagree about a module."""
     plans: dict[str, Optional[ShimPlan]] = {}
     for module in modules:
+        if dotted_module_name(module.split(".")) is None:  # checked before anything is written
+            raise ValueError(f"extension module name {module!r} is not a dotted name of identifiers")
         declaration = config.declaration_for(module)
-        plan = None if declaration is None else ShimPlan(module, declaration)
-        if plan is not None:
-            _ = plan.init_symbol  # refuses a name that is not an identifier, before anything is written
-        plans[module] = plan
+        plans[module] = None if declaration is None else ShimPlan(module, declaration)
     return plans
 
 

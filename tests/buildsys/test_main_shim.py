@@ -72,7 +72,8 @@ def test_record_refuses_an_override_that_names_no_module(project: Path, capsys: 
 @pytest.mark.parametrize(("text", "module", "code", "message"), [
     ("[tool.nogil]\nthread-safe = 1\n", "pkg._x", 1, "tool.nogil.thread-safe: expected a boolean"),
     ("[project]\nname = 'x'\n", "pkg._x", 2, "error: no [tool.nogil] table"),
-    ("[tool.nogil]\nthread-safe = true\n", "pkg.bad-name", 2, "is not an ASCII identifier"),
+    ("[tool.nogil]\nthread-safe = true\n", "pkg.bad-name", 2, "is not a dotted name of identifiers"),
+    ('[tool.nogil.modules]\n"pkg._x" = true\n', "pkg.\u043c\u043e\u0434", 2, "is not a dotted name of identifiers"),
 ])
 def test_errors_are_one_line_with_the_place(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
                                             module: str, code: int, message: str) -> None:
