@@ -1,0 +1,94 @@
+# NogilToolkit.cmake: compile the [tool.nogil] declaration of pyproject.toml into module init.
+#
+#   include(NogilToolkit)                 # found through nogil-cmake's cmake.module entry point
+#   python_add_library(_speedups MODULE src/pkg/_speedups.c WITH_SOABI)
+#   nogil_declare(_speedups pkg._speedups)
+#
+# nogil_declare(<target> <module>) runs `python -m nogil_toolkit shim` at configure time: the
+# same generator and flags as the setuptools and meson integrations. If [tool.nogil] covers
+# <module>, the generated shim is compiled as an object library of its own and linked into
+# <target>, and <target>'s sources get -DPyInit_<name>=<hidden alias> and the Cython macro.
+# At the end of configuration the declared modules are checked against [tool.nogil.modules]
+# (an override that names none of them fails) and, under scikit-build-core, the declaration
+# record nogil-declaration.json is installed into the wheel's .dist-info.
+#
+# Variables: NOGIL_PROJECT_DIR (default CMAKE_SOURCE_DIR) holds pyproject.toml; the
+# interpreter is Python_EXECUTABLE (FindPython), Python3_EXECUTABLE or PYTHON_EXECUTABLE.
+
+include_guard(GLOBAL)
+cmake_minimum_required(VERSION 3.19)  # cmake_language(DEFER)
+
+if(NOT DEFINED NOGIL_PROJECT_DIR)
+  set(NOGIL_PROJECT_DIR "${CMAKE_SOURCE_DIR}")
+endif()
+
+function(_nogil_toolkit out_var)
+  foreach(candidate Python_EXECUTABLE Python3_EXECUTABLE PYTHON_EXECUTABLE)
+    if(${candidate})
+      set(python "${${candidate}}")
+      break()
+    endif()
+  endforeach()
+  if(NOT python)
+    message(FATAL_ERROR "nogil: no Python interpreter: call find_package(Python COMPONENTS Interpreter "
+                        "Development.Module) before nogil_declare()")
+  endif()
+  # The tool's stderr goes straight to the console: CMake would re-wrap its error lines.
+  execute_process(
+    COMMAND "${python}" -m nogil_toolkit shim --project "${NOGIL_PROJECT_DIR}" ${ARGN}
+    OUTPUT_VARIABLE output RESULT_VARIABLE status)
+  if(NOT status EQUAL 0)
+    message(FATAL_ERROR "nogil: [tool.nogil] cannot be applied (nogil-toolkit shim exited ${status}, "
+                        "its error is above)")
+  endif()
+  set(${out_var} "${output}" PARENT_SCOPE)
+endfunction()
+
+function(nogil_declare target module)
+  if(NOT TARGET ${target})
+    message(FATAL_ERROR "nogil_declare: no target named '${target}' (declare after python_add_library)")
+  endif()
+  get_property(languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+  set(cplusplus "")
+  if(NOT "C" IN_LIST languages)
+    set(cplusplus --cplusplus)
+  endif()
+  _nogil_toolkit(output --output-dir "${CMAKE_BINARY_DIR}/nogil-shims" ${cplusplus} "${module}")
+  # One line: module, declaration, shim, rename flag, Cython flag, link flag (tab-separated).
+  string(REGEX REPLACE "\r?\n$" "" output "${output}")
+  string(REPLACE "\t" ";" fields "${output}")
+  list(GET fields 1 declaration)
+  set_property(GLOBAL APPEND PROPERTY NOGIL_MODULES "${module}")
+  if(NOT declaration STREQUAL "none")
+    list(GET fields 2 shim)
+    list(GET fields 3 rename)
+    list(GET fields 4 cython)
+    list(GET fields 5 link)
+    string(MAKE_C_IDENTIFIER "nogil_shim_${module}" shim_target)
+    add_library(${shim_target} OBJECT "${shim}")
+    set_target_properties(${shim_target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+    # The module's own include path (Python's headers among them), read through its usage requirements.
+    target_include_directories(${shim_target} PRIVATE $<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>)
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:${shim_target}>)
+    target_compile_definitions(${target} PRIVATE "${rename}" "${cython}")
+    if(link)
+      target_link_options(${target} PRIVATE "${link}")
+    endif()
+    message(STATUS "nogil: ${module} declares ${declaration} at module init")
+  endif()
+  get_property(finishing GLOBAL PROPERTY NOGIL_FINISH_DEFERRED)
+  if(NOT finishing)
+    set_property(GLOBAL PROPERTY NOGIL_FINISH_DEFERRED TRUE)
+    cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _nogil_finish)
+  endif()
+endfunction()
+
+# Runs once, after the top-level CMakeLists.txt: every nogil_declare() call is known by then.
+function(_nogil_finish)
+  get_property(modules GLOBAL PROPERTY NOGIL_MODULES)
+  set(record "${CMAKE_BINARY_DIR}/nogil-declaration.json")
+  _nogil_toolkit(ignored --record "${record}" ${modules})
+  if(DEFINED SKBUILD_METADATA_DIR)
+    install(FILES "${record}" DESTINATION "${SKBUILD_METADATA_DIR}")
+  endif()
+endfunction()

@@ -1,0 +1,133 @@
+"""``nogil-toolkit shim``: the shim and compile flags of each module, for build systems without
+Python plugins (meson, CMake).
+
+The setuptools plugin calls :mod:`nogil_toolkit.shim` in-process; meson and CMake run this
+command at configure time instead, so all three backends compile the same generated C with the
+same flags. Output is one tab-separated line per module, in the order given, made to be split
+by a build language that has no JSON parser (meson)::
+
+    MODULE <TAB> DECLARATION <TAB> SHIM <TAB> RENAME <TAB> CYTHON <TAB> LINK
+
+``DECLARATION`` is ``not-used``, ``used`` or ``none`` (no rule covers the module: the build
+leaves it untouched and the other fields are empty). ``RENAME`` and ``CYTHON`` are ``-D``
+compile flags for the module's own sources; ``LINK`` is a linker flag, empty except on macOS.
+
+With ``--record FILE`` the modules are taken as all the modules the build declares: the
+declaration record is written to ``FILE`` and an override of ``[tool.nogil.modules]`` that names
+none of them fails, as it fails a setuptools build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from nogil_toolkit.abi import dotted_module_name
+from nogil_toolkit.config import ConfigError, NogilConfig, load_config, unmatched_overrides_error
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error
+from nogil_toolkit.shim import ShimPlan, write_shim
+from nogil_toolkit.wheel_record import DeclarationRecord
+
+EPILOG = """\
+output, one line per MODULE, fields separated by a tab:
+  MODULE  DECLARATION  SHIM  RENAME  CYTHON  LINK
+  DECLARATION is not-used, used, or none (no rule of [tool.nogil] covers the module: leave it
+  as it is; the other fields are then empty)
+
+exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module, or a
+file cannot be written;
+2 usage error (no [tool.nogil] table, a module name that is not a dotted identifier)
+
+examples:
+  nogil-toolkit shim --output-dir build/shims pkg._speedups pkg.legacy._old
+  nogil-toolkit shim --record build/nogil-declaration.json pkg._speedups pkg.legacy._old
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "shim", help="write the module-init shims and print their compile flags (for meson, CMake)",
+        description="Write the generated module-init shim of each MODULE that [tool.nogil] declares and "
+                    "print the flags its sources need: the integration point of build systems that "
+                    "cannot run Python plugins.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="+", metavar="MODULE", help="dotted name of an extension module")
+    parser.add_argument("--project", metavar="PATH", default=".",
+                        help="project directory or pyproject.toml file (default: the current directory)")
+    parser.add_argument("--output-dir", metavar="DIR", type=Path,
+                        help="write the shims here (default: print the flags only, SHIM is empty)")
+    parser.add_argument("--cplusplus", action="store_true",
+                        help="name the shims .cpp, for a project that enables no C compiler")
+    parser.add_argument("--record", metavar="FILE", type=Path,
+                        help="the MODULEs are all the build declares: check the overrides against them "
+                             "and write the declaration record (nogil-declaration.json) to FILE")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.project)
+    except ConfigError as exc:
+        error(f"invalid [tool.nogil] configuration\n{exc}", str(args.project))
+        return EXIT_FAILURE
+    if config is None:
+        error("no [tool.nogil] table", str(Path(args.project)))
+        return EXIT_USAGE
+    try:
+        plans = module_plans(config, args.modules)
+    except ValueError as exc:  # ConfigError is a ValueError too: conflicting patterns
+        error(str(exc), str(config.path))
+        return EXIT_FAILURE if isinstance(exc, ConfigError) else EXIT_USAGE
+    if args.record is not None:
+        unmatched = unmatched_overrides_error(config, args.modules)
+        if unmatched is not None:
+            error(f"an override names no extension module of this build\n{unmatched}", str(config.path))
+            return EXIT_FAILURE
+    try:
+        if args.record is not None:
+            declared = {module: plan.declaration for module, plan in plans.items() if plan is not None}
+            write_text(args.record, DeclarationRecord(declared, config.thread_safe).to_text())
+        lines = ["\t".join(plan_fields(module, plan, args.output_dir, args.cplusplus))
+                 for module, plan in plans.items()]
+    except OSError as exc:
+        error(f"cannot write: {exc.strerror or exc}", exc.filename or str(args.output_dir or args.record))
+        return EXIT_FAILURE
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[ShimPlan]]:
+    """The shim plan of each module, ``None`` where no rule of ``config`` covers it.
+
+    Raises ValueError for a name no shim can be made for, ConfigError for patterns that
+    disagree about a module."""
+    plans: dict[str, Optional[ShimPlan]] = {}
+    for module in modules:
+        if dotted_module_name(module.split(".")) is None:  # checked before anything is written
+            raise ValueError(f"extension module name {module!r} is not a dotted name of identifiers")
+        declaration = config.declaration_for(module)
+        plans[module] = None if declaration is None else ShimPlan(module, declaration)
+    return plans
+
+
+def plan_fields(module: str, plan: Optional[ShimPlan], output_dir: Optional[Path], cplusplus: bool) -> list[str]:
+    """The six output fields of one module; writes its shim when ``output_dir`` is given."""
+    if plan is None:
+        return [module, "none", "", "", "", ""]
+    shim = str(write_shim(plan, output_dir, cplusplus).resolve()) if output_dir is not None else ""
+    link = f"-Wl,-unexported_symbol,_{plan.alias}" if sys.platform == "darwin" else ""
+    return [module, plan.declaration.value, shim, _define(plan.rename_macro()), _define(plan.cython_macro()), link]
+
+
+def _define(macro: tuple[str, str]) -> str:
+    return f"-D{macro[0]}={macro[1]}"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write whole or not at all: a build must never pick up a half-written record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(text.encode("utf-8"))
+    temporary.replace(path)

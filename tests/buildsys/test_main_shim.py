@@ -1,0 +1,93 @@
+"""``nogil-toolkit shim``, the configure-time command of the meson and CMake integrations,
+called in-process as the build systems call it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nogil_toolkit.__main__ import main
+from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.shim import ShimPlan
+
+PYPROJECT = """\
+[tool.nogil]
+thread-safe = true
+
+[tool.nogil.modules]
+"pkg.legacy.*" = false
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    return tmp_path
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
+    return [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+
+
+def test_each_module_gets_its_shim_and_flags_in_the_order_given(project: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    shims = project / "build" / "shims"
+    assert main(["shim", "--project", str(project), "--output-dir", str(shims), "pkg.legacy._old", "pkg._fast"]) == 0
+    old, fast = lines(capsys)
+    assert old == ["pkg.legacy._old", "used", str(shims / "pkg.legacy._old.nogil_shim.c"),
+                   "-DPyInit__old=_nogil_toolkit_orig_PyInit__old", "-DCYTHON_FREETHREADING_COMPATIBLE=0", ""]
+    assert fast[:2] == ["pkg._fast", "not-used"] and fast[4] == "-DCYTHON_FREETHREADING_COMPATIBLE=1"
+    assert Path(fast[2]).read_text() == ShimPlan("pkg._fast", GilDeclaration.NOT_USED).render()
+
+
+def test_a_module_no_rule_covers_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.nogil.modules]\n"pkg._a" = true\n')
+    assert main(["shim", "--project", str(tmp_path), "--output-dir", str(tmp_path / "s"), "pkg._a", "pkg._b"]) == 0
+    assert lines(capsys)[1] == ["pkg._b", "none", "", "", "", ""]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["pkg._a.nogil_shim.c"]
+
+
+def test_cplusplus_projects_get_a_cpp_shim(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shim", "--project", str(project), "--output-dir", str(project), "--cplusplus", "pkg._x"]) == 0
+    assert lines(capsys)[0][2].endswith("pkg._x.nogil_shim.cpp")
+
+
+def test_record_lists_the_declared_modules(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = project / "out" / "nogil-declaration.json"
+    assert main(["shim", "--project", str(project), "--record", str(record), "pkg._fast", "pkg.legacy._old"]) == 0
+    assert json.loads(record.read_text())["modules"] == {"pkg._fast": "not-used", "pkg.legacy._old": "used"}
+    assert [p.name for p in record.parent.iterdir()] == [record.name]
+
+
+def test_record_refuses_an_override_that_names_no_module(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = project / "nogil-declaration.json"
+    assert main(["shim", "--project", str(project), "--record", str(record), "pkg._fast"]) == 1
+    err = capsys.readouterr().err
+    assert 'pyproject.toml:5:1: tool.nogil.modules."pkg.legacy.*": names no extension module' in err
+    assert not record.exists()
+
+
+@pytest.mark.parametrize(("text", "module", "code", "message"), [
+    ("[tool.nogil]\nthread-safe = 1\n", "pkg._x", 1, "tool.nogil.thread-safe: expected a boolean"),
+    ("[project]\nname = 'x'\n", "pkg._x", 2, "error: no [tool.nogil] table"),
+    ("[tool.nogil]\nthread-safe = true\n", "pkg.bad-name", 2, "is not a dotted name of identifiers"),
+    ('[tool.nogil.modules]\n"pkg._x" = true\n', "pkg.\u043c\u043e\u0434", 2, "is not a dotted name of identifiers"),
+])
+def test_errors_are_one_line_with_the_place(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                            module: str, code: int, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert main(["shim", "--project", str(tmp_path), "--output-dir", str(tmp_path / "s"), module]) == code
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert captured.out == "" and not (tmp_path / "s").exists()
+
+
+def test_an_unwritable_output_directory_is_one_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = project / "file"
+    blocker.write_text("")
+    assert main(["shim", "--project", str(project), "--output-dir", str(blocker / "shims"), "pkg._x"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot write: ") and str(blocker / "shims") in captured.err
+    assert captured.out == ""
