@@ -28,7 +28,7 @@ from nogil_toolkit.abi import dotted_module_name
 from nogil_toolkit.config import ConfigError, NogilConfig, load_config, unmatched_overrides_error
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error
 from nogil_toolkit.shim import ShimPlan, write_shim
-from nogil_toolkit.wheel_record import DeclarationRecord
+from nogil_toolkit.wheel.record import DeclarationRecord
 
 EPILOG = """\
 output, one line per MODULE, fields separated by a tab:
@@ -70,20 +70,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.project)
     except ConfigError as exc:
-        error(f"invalid [tool.nogil] configuration\n{exc}", str(args.project))
+        _config_errors(exc)
         return EXIT_FAILURE
     if config is None:
         error("no [tool.nogil] table", str(Path(args.project)))
         return EXIT_USAGE
     try:
         plans = module_plans(config, args.modules)
-    except ValueError as exc:  # ConfigError is a ValueError too: conflicting patterns
+    except ConfigError as exc:  # patterns that disagree about a module
+        _config_errors(exc)
+        return EXIT_FAILURE
+    except ValueError as exc:
         error(str(exc), str(config.path))
-        return EXIT_FAILURE if isinstance(exc, ConfigError) else EXIT_USAGE
+        return EXIT_USAGE
     if args.record is not None:
         unmatched = unmatched_overrides_error(config, args.modules)
         if unmatched is not None:
-            error(f"an override names no extension module of this build\n{unmatched}", str(config.path))
+            _config_errors(unmatched)
             return EXIT_FAILURE
     try:
         if args.record is not None:
@@ -98,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _config_errors(exc: ConfigError) -> None:
+    """One ``error: <what> (<file>:<line>:<col>)`` line per problem, as every command prints them."""
+    for problem in exc.problems:
+        error(problem.what, problem.where)
+
+
 def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[ShimPlan]]:
     """The shim plan of each module, ``None`` where no rule of ``config`` covers it.
 
@@ -105,8 +114,10 @@ def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[
     disagree about a module."""
     plans: dict[str, Optional[ShimPlan]] = {}
     for module in modules:
-        if dotted_module_name(module.split(".")) is None:  # checked before anything is written
-            raise ValueError(f"extension module name {module!r} is not a dotted name of identifiers")
+        # Checked before anything is written. ASCII only: the shim defines PyInit_<name>, and
+        # non-ASCII names would need PEP 489's PyInitU_ with punycode.
+        if dotted_module_name(module.split(".")) is None or not module.isascii():
+            raise ValueError(f"extension module name {module!r} is not a dotted name of identifiers (ASCII)")
         declaration = config.declaration_for(module)
         plans[module] = None if declaration is None else ShimPlan(module, declaration)
     return plans
