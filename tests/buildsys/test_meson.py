@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exports_and_markers, installed_extension, pip_wheel, wheel_record
+from buildsys_support import exports_and_markers, installed_extension, pip_wheel, wheel_record
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.wheel.record import RECORD_NAME
 from support import REPO, SAMPLES, import_strict, install, probe_import, run

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exports_and_markers, installed_extension, pip_wheel, wheel_record
+from buildsys_support import exports_and_markers, installed_extension, pip_wheel, wheel_record
 from nogil_toolkit.declaration import GilDeclaration
 from support import REPO, clean_env, run
 
