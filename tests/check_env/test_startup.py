@@ -45,10 +45,13 @@ READERS = {"nogil_toolkit.inspect.core", "nogil_toolkit.inspect.elf", "nogil_too
 
 
 def imported_by(tmp_path: Path, *args: str | os.PathLike[str]) -> set[str]:
+    """What the tool imported beyond what this interpreter's bare start already imports (a
+    site's own ``.pth`` files may import anything, and the tool cannot avoid that)."""
     out = tmp_path / "modules.txt"
     result = run([sys.executable, "-c", RUNNER, out, *args], cwd=tmp_path, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    return set(out.read_text().split())
+    bare = run([sys.executable, "-c", "import sys; print('\\n'.join(sys.modules))"], cwd=tmp_path).stdout.split()
+    return set(out.read_text().split()) - set(bare)
 
 
 @pytest.fixture(scope="module")

@@ -93,8 +93,9 @@ def pure_wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any",
 def pip_choice(python: Path, folders: list[Path], name: str) -> Optional[str]:
     """The file name pip would install for ``name`` from ``folders``, or None if it finds none."""
     links = [arg for folder in folders for arg in ("--find-links", str(folder))]
-    result = run([python, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "--quiet", "--report", "-",
-                  *links, name], env=pip_env(), check=False)
+    # --ignore-installed: the session's venvs may hold some of these already (other tests).
+    result = run([python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-index", "--no-deps",
+                  "--quiet", "--report", "-", *links, name], env=pip_env(), check=False)
     if result.returncode != 0:
         assert "No matching distribution" in result.stderr, result.stderr
         return None
