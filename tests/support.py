@@ -6,6 +6,7 @@ and every verdict about the GIL comes from importing a module in a fresh interpr
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -153,3 +154,22 @@ def import_strict(python: Path | str, module: str, code: str = "") -> str:
     Returns stdout of ``code`` run after the import; asserts the GIL is still off."""
     script = f"import sys, {module}\n{code}\nassert not sys._is_gil_enabled(), 'GIL re-enabled'\n"
     return run([python, "-W", "error::RuntimeWarning", "-c", script], env=clean_env(), timeout=120).stdout
+
+
+@contextlib.contextmanager
+def nested(root: Path, depth: int) -> Iterator[Path]:
+    """``root/d/d/.../d`` ``depth`` levels deep, removed afterwards bottom-up: ``shutil.rmtree``
+    (pytest's own clean-up of old temporary folders included) recurses and cannot."""
+    folders = [str(root)]
+    os.mkdir(folders[0])
+    for _ in range(depth):  # os.makedirs and Path.mkdir(parents=True) recurse as well
+        folders.append(os.path.join(folders[-1], "d"))
+        os.mkdir(folders[-1])
+    try:
+        yield Path(folders[-1])
+    finally:
+        for folder in reversed(folders):
+            for entry in os.scandir(folder):
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+            os.rmdir(folder)

@@ -5,21 +5,20 @@ Real directory trees with real metadata files; the binaries' contents do not mat
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 import pytest
 
 from nogil_toolkit.abi import AbiStatus, classify
 from nogil_toolkit.environment import find_extensions, scanned_folders
 from nogil_toolkit.target import TargetInterpreter, query_target, search_path
-from support import gil_python, run
+from support import gil_python, nested, run
 
 T = TypeVar("T")
 
@@ -176,24 +175,6 @@ def test_owner_with_a_folded_name_falls_back_to_the_email_parser(tmp_path: Path)
     assert (found.distribution.name, found.distribution.version) == (dist.metadata["Name"], dist.version)
 
 
-def nested(root: Path, depth: int) -> Iterator[Path]:
-    """``root/d/d/.../d`` ``depth`` levels deep, removed afterwards bottom-up: ``shutil.rmtree``
-    (pytest's own clean-up of old temporary folders included) recurses and cannot."""
-    folders = [str(root)]
-    os.mkdir(folders[0])
-    for _ in range(depth):  # os.makedirs and Path.mkdir(parents=True) recurse as well
-        folders.append(os.path.join(folders[-1], "d"))
-        os.mkdir(folders[-1])
-    try:
-        yield Path(folders[-1])
-    finally:
-        for folder in reversed(folders):
-            for entry in os.scandir(folder):
-                if not entry.is_dir(follow_symlinks=False):
-                    os.unlink(entry.path)
-            os.rmdir(folder)
-
-
 def within(seconds: float, work: Callable[[], T]) -> T:
     """``work()``, failing (not hanging) the test if it blocks: it runs in a daemon thread."""
     outcome: dict[str, object] = {}
@@ -259,7 +240,7 @@ def test_link_fan_out_is_bounded(tmp_path: Path) -> None:
 
 def test_a_folder_nested_1200_deep_is_walked(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    with contextlib.contextmanager(nested)(site, 1200) as deep:
+    with nested(site, 1200) as deep:
         touch(deep / f"_bottom{FT_SUFFIX}")
         [found] = find_extensions(target(), [str(site)])
     assert found.module == ".".join(["d"] * 1200 + ["_bottom"])

@@ -7,7 +7,6 @@ real compiled modules; a hang fails the test through the subprocess timeout."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -15,13 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import jsonschema
 import pytest
 
 from nogil_toolkit.report import load_schema
-from support import make_venv, probe_import, run
+from support import make_venv, nested, probe_import, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -33,24 +32,6 @@ PyMODINIT_FUNC PyInit__undeclared(void) { return PyModuleDef_Init(&def); }
 """
 # The query script's own words: an error message must never echo them.
 SCRIPT_WORDS = ("getsitepackages", "importlib.machinery", "json.dumps")
-
-
-def nested(root: Path, depth: int) -> Iterator[Path]:
-    """``root/d/d/.../d`` ``depth`` levels deep, removed afterwards bottom-up: ``shutil.rmtree``
-    (pytest's own clean-up of old temporary folders included) recurses and cannot."""
-    folders = [str(root)]
-    os.mkdir(folders[0])
-    for _ in range(depth):  # os.makedirs and Path.mkdir(parents=True) recurse as well
-        folders.append(os.path.join(folders[-1], "d"))
-        os.mkdir(folders[-1])
-    try:
-        yield Path(folders[-1])
-    finally:
-        for folder in reversed(folders):
-            for entry in os.scandir(folder):
-                if not entry.is_dir(follow_symlinks=False):
-                    os.unlink(entry.path)
-            os.rmdir(folder)
 
 
 def cli(*args: str | os.PathLike[str], command: str = "nogil-check-env", timeout: float = 120,
@@ -183,7 +164,7 @@ def test_numbers_that_make_no_sense(option: str, value: str) -> None:
 
 
 def test_path_nested_1200_deep(venv: Path, undeclared: Path, tmp_path: Path) -> None:
-    with contextlib.contextmanager(nested)(tmp_path / "deep", 1200) as deep:
+    with nested(tmp_path / "deep", 1200) as deep:
         place(undeclared, deep)
         result = check_env(venv, tmp_path / "cache", "--path", tmp_path / "deep")
     assert result.returncode == 1 and result.stderr == "", result.stderr[-2000:]
