@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from nogil_toolkit.build_integration import BuildIntegration, integrate_build_system
 from nogil_toolkit.config import ConfigError, ConfigProblem, parse_config
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, warning
 from nogil_toolkit.pyproject_edit import (
@@ -35,10 +36,18 @@ Edits [tool.nogil] (and, with --classifier, [project].classifiers) in place: com
 lines, quoting and key order outside the edited keys are kept byte for byte, and an existing
 dotted-key or inline-table [tool.nogil] keeps its style. The result is validated like the
 build validates it before anything is written, and the file is replaced atomically.
+
+With --build-system it also completes the build integration in the same write: the toolkit's
+plugin for the project's build backend goes into [build-system] (setuptools: nogil-setuptools;
+meson-python: nogil-meson, which wraps mesonpy; scikit-build-core: nogil-cmake), and what must
+still be added to meson.build or CMakeLists.txt is printed. It is an option rather than the
+default so that a script that sets a declaration keeps changing only [tool.nogil]; a first
+setup is one command: nogil-toolkit declare --thread-safe true --build-system
 """
 
 EPILOG = """\
 examples:
+  nogil-toolkit declare --thread-safe true --build-system   # first setup: declaration and plugin
   nogil-toolkit declare --thread-safe true
   nogil-toolkit declare --module 'pkg._legacy=false' --module 'pkg.vendored.*=false'
   nogil-toolkit declare --unset-module pkg._legacy --classifier stable
@@ -49,6 +58,19 @@ examples:
   {"pyproject": PATH, "thread-safe": true|false|null,
    "modules": {NAME: true|false, ...}, "classifier": CLASSIFIER|null}
 
+--build-system, by build-backend:
+  setuptools.build_meta[:__legacy__], or none given   adds "nogil-setuptools" to requires
+  no [build-system] table (a setup.py project)        writes pip's assumption plus the plugin:
+      requires = ["setuptools>=40.8.0", "nogil-setuptools"]
+      build-backend = "setuptools.build_meta:__legacy__"
+  mesonpy                    build-backend = "nogil_meson", adds "nogil-meson"; prints the
+                             meson.build block to paste (unless meson.build uses nogil_toolkit)
+  scikit_build_core.build    adds "nogil-cmake"; prints the CMakeLists.txt lines (unless it
+                             calls nogil_declare)
+  any other backend          changes nothing in [build-system]; a warning says what to do
+  A requirement already present in any spelling or with a version (Nogil_Setuptools>=0.1) is
+  left as it is; running it again changes nothing.
+
 writing:
   The file is replaced atomically (a temporary file renamed over it) and keeps its owner, group
   and mode. A read-only file (no write permission, e.g. mode 0444) is refused unless --force is
@@ -56,7 +78,8 @@ writing:
   user (unless you are root), is refused. Ctrl-C never leaves a partial or temporary file.
 
 exit status:
-  0  the file was updated, or already said what was asked (nothing written)
+  0  the file was updated, or already said what was asked (nothing written); also when
+     --build-system met a backend it has no integration for (a warning says so)
   1  the edit was refused (dynamic classifiers, a result that would not validate, a read-only
      or foreign file) or the file could not be written; the file is unchanged
   2  usage error: bad options; no pyproject.toml; a pyproject.toml that is not a regular,
@@ -92,11 +115,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     metadata.add_argument("--classifier", metavar="LEVEL", type=_level,
                           help=f'add "{FREE_THREADING_PREFIX}<level>" to [project].classifiers, replacing any other '
                                f"level; LEVEL is one of {FreeThreadingLevel.choices()}")
+    build = parser.add_argument_group("build integration")
+    build.add_argument("--build-system", action="store_true",
+                       help="also add the toolkit's plugin for the project's build backend to [build-system] "
+                            "(see below)")
     output = parser.add_argument_group("writing and output")
     output.add_argument("--force", action="store_true",
                         help="replace a read-only pyproject.toml (you must own it, or be root); it stays read-only")
     output.add_argument("--dry-run", action="store_true",
-                        help="write nothing; print the unified diff on stdout (with --show: the JSON instead)")
+                        help="write nothing; print the unified diff of every change on stdout (with --show: the "
+                             "JSON instead)")
     output.add_argument("--show", action="store_true",
                         help="print the resulting declaration as JSON on stdout (see below)")
     parser.set_defaults(handler=run)
@@ -159,9 +187,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(str(exc), "command line")
         return EXIT_USAGE
-    if not changes and not args.show:
+    if not changes and not args.show and not args.build_system:
         error("nothing to declare: give --thread-safe, --unset-thread-safe, --module, --unset-module, "
-              "--classifier or --show", "command line")
+              "--classifier, --build-system or --show", "command line")
         return EXIT_USAGE
     path = find_pyproject(args.project)
     try:
@@ -171,13 +199,20 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if text is None:
         error("no pyproject.toml found" if path.name == PYPROJECT else "no such file or directory", str(path))
+        if (path.parent / "setup.py").is_file():
+            info("a setup.py project: create an empty pyproject.toml and run this again; the declaration lives "
+                 "there, and --build-system writes the [build-system] table pip assumes for setup.py")
         return EXIT_USAGE
     return _declare(path, text, changes, args)
 
 
 def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argparse.Namespace) -> int:
+    integration = BuildIntegration(text)
     try:
         new_text = declare_in_text(text, changes)
+        if args.build_system:
+            integration = integrate_build_system(new_text, path.resolve().parent)
+            new_text = integration.text
     except TomlSyntaxError as exc:
         error(f"refusing to edit a file that is {exc.message}", _place(path, exc))
         return EXIT_USAGE
@@ -194,6 +229,7 @@ def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argp
         return EXIT_FAILURE
     before, after = parse_toml(text), parse_toml(new_text)
     summary = [line for line in (change.describe(before, after) for change in changes) if line]
+    summary += integration.changes
     code = EXIT_OK
     if new_text == text:
         info(f"{path}: no change needed, nothing written")
@@ -207,9 +243,19 @@ def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argp
         if code == EXIT_FAILURE:
             return code
         _print_summary(summary, existing)
+    _print_todo(integration)
     if args.show:
         print(json.dumps(_shown(path, after), indent=2))
     return code
+
+
+def _print_todo(integration: BuildIntegration) -> None:
+    """What only the user can do (their build files), or why nothing was done."""
+    for step in integration.todo:
+        if integration.supported:
+            info(f"to do: {step}")
+        else:
+            warning(step)
 
 
 def _write(path: Path, text: str, force: bool) -> int:

@@ -156,7 +156,7 @@ def declare_in_text(text: str, changes: Sequence[DeclarationChange]) -> str:
     for change in changes:
         # A fresh parse per change: tomlkit's views of a document go stale after some edits.
         edited = _apply(edited, change)
-    edited = _with_ending_of(text.replace("\r\n", "\n") if crlf else text, edited)
+    edited = with_ending_of(text.replace("\r\n", "\n") if crlf else text, edited)
     result = edited.replace("\n", "\r\n") if crlf else edited
     _check_meaning(before, result, changes)
     return result
@@ -214,7 +214,7 @@ def _uses_crlf(text: str) -> bool:
     return "\r\n" in text and text.count("\r\n") == text.count("\n")
 
 
-def _with_ending_of(original: str, edited: str) -> str:
+def with_ending_of(original: str, edited: str) -> str:
     """Keep how the file ended (final newline or not, trailing blank lines).
 
     tomlkit ends a table it appends with a newline and new tables carry a blank line after
@@ -271,7 +271,7 @@ def _create(parent: AnyTable, key: tuple[str, ...], depth: int, value: bool) -> 
     if isinstance(parent, InlineTable):
         parent.append(key[depth], _new_inline_table(key[depth + 1:], value))
         return
-    if isinstance(parent, Table) and depth >= len(TABLE) and _written_with_dotted_keys(parent):
+    if isinstance(parent, Table) and depth >= len(TABLE) and written_with_dotted_keys(parent):
         # `nogil.thread-safe = true` gets a sibling `nogil.modules."a" = false`, not a [header].
         parent.append(_dotted_key(key[depth:]), value)
         return
@@ -291,7 +291,7 @@ def _new_table(rest: tuple[str, ...], value: bool) -> Table:
     """A ``[header]`` table holding ``rest = value``; header-only if it holds just a sub-table.
 
     The blank line after it keeps it apart from whatever table follows; at the end of the
-    file :func:`_with_ending_of` removes it again.
+    file :func:`with_ending_of` removes it again.
     """
     table = tomlkit.table()
     if len(rest) == 1:
@@ -311,15 +311,15 @@ def _host_for_new_table(parent: AnyTable) -> AnyTable:
     if isinstance(parent, OutOfOrderTableProxy):
         # tomlkit offers the parts only as this attribute; a change in it is caught by
         # _check_meaning, and the edit is then refused rather than misplaced.
-        parts = [t for t in parent._tables if not t.is_super_table() or not _written_with_dotted_keys(t)]
+        parts = [t for t in parent._tables if not t.is_super_table() or not written_with_dotted_keys(t)]
         return parts[-1] if parts else parent
     return parent
 
 
-def _written_with_dotted_keys(table: Table) -> bool:
+def written_with_dotted_keys(table: Table) -> bool:
     """True for ``nogil.thread-safe = true``: a table no ``[header]`` at or below it defines."""
     return table.is_super_table() and all(
-        _written_with_dotted_keys(child) for child in table.values() if isinstance(child, Table))
+        written_with_dotted_keys(child) for child in table.values() if isinstance(child, Table))
 
 
 def _single_key(name: str) -> Key:
