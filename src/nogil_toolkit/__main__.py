@@ -11,10 +11,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from nogil_toolkit import __version__, main_audit, main_declare, main_guard, main_run, main_shim, main_wheel
+from nogil_toolkit import (__version__, main_audit, main_declare, main_guard, main_run, main_shim, main_validate,
+                           main_wheel)
 from nogil_toolkit.console import EXIT_STATUS_HELP, EXIT_USAGE, run_cli
 
-SUBCOMMANDS = (main_declare, main_wheel, main_shim, main_audit, main_run, main_guard)
+SUBCOMMANDS = (main_declare, main_validate, main_wheel, main_shim, main_audit, main_run, main_guard)
 
 
 def build_parser() -> argparse.ArgumentParser:
