@@ -3,6 +3,8 @@ entry point, and the schema and :mod:`nogil_toolkit.config` accept and reject th
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from validate_pyproject.error_reporting import ValidationError
 
 from nogil_toolkit import config
 from nogil_toolkit.audit.rules import rule_ids
-from nogil_toolkit.config import ConfigError, parse_config
+from nogil_toolkit.config import ConfigError, is_module_pattern, parse_config
 from nogil_toolkit.pyproject_schema import schema
 
 if sys.version_info >= (3, 11):
@@ -191,3 +193,15 @@ def test_validate_pyproject_rejects(kind: str, tmp_path: Path) -> None:
     result = validate_pyproject(path)
     assert result.returncode != 0
     assert CLI_INVALID[kind] in result.stdout + result.stderr
+
+
+def test_module_names_are_judged_alike_by_schema_and_config() -> None:
+    """Every string of up to three characters from an alphabet of the interesting ones."""
+    patterns = {schema()["properties"]["modules"]["propertyNames"]["pattern"],
+                schema()["properties"]["check"]["properties"]["allow"]["propertyNames"]["pattern"]}
+    (pattern,) = patterns
+    names = ["".join(chars) for length in range(4) for chars in itertools.product("a1_.*?[]! \t\nZé-", repeat=length)]
+    # re.search is how both jsonschema and fastjsonschema apply "pattern" (ECMA 262 semantics, unanchored).
+    disagreements = [name for name in names if bool(re.search(pattern, name)) != is_module_pattern(name)]
+    assert disagreements == []
+    assert len(names) > 3000
