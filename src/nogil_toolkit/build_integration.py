@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -30,7 +30,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.items import Comment, Table
 
-from nogil_toolkit.pyproject_edit import DeclareError, parse_toml, with_ending_of, written_with_dotted_keys
+from nogil_toolkit.pyproject_edit import DeclareError, parse_toml, uses_crlf, with_ending_of, written_with_dotted_keys
 from nogil_toolkit.tomlpos import locate
 
 if sys.version_info >= (3, 11):
@@ -76,6 +76,9 @@ def integrate_build_system(text: str, project_dir: Path) -> BuildIntegration:
     whether the part the user must add by hand is already there. Raises DeclareError (with
     ``line:column``) for a ``[build-system]`` that is not what PEP 518 describes.
     """
+    if uses_crlf(text):  # tomlkit writes new lines with LF: edit as LF, give the file back its CRLF
+        result = integrate_build_system(text.replace("\r\n", "\n"), project_dir)
+        return replace(result, text=result.text.replace("\n", "\r\n"))
     before = parse_toml(text)
     build_system = before.get(BUILD_SYSTEM)
     if build_system is None:

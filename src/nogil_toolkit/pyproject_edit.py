@@ -151,7 +151,7 @@ def declare_in_text(text: str, changes: Sequence[DeclarationChange]) -> str:
     before = parse_toml(text)
     for change in changes:
         _check_applicable(before, text, change)
-    crlf = _uses_crlf(text)
+    crlf = uses_crlf(text)
     edited = text.replace("\r\n", "\n") if crlf else text
     for change in changes:
         # A fresh parse per change: tomlkit's views of a document go stale after some edits.
@@ -209,7 +209,7 @@ def _kind(value: Any) -> str:
             list: "an array"}.get(type(value), f"a {type(value).__name__}")
 
 
-def _uses_crlf(text: str) -> bool:
+def uses_crlf(text: str) -> bool:
     """Only a file that is CRLF throughout is edited as CRLF; a mixed one is left mixed."""
     return "\r\n" in text and text.count("\r\n") == text.count("\n")
 

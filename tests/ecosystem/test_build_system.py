@@ -227,3 +227,10 @@ def test_a_setup_py_project_builds_declared_after_one_command(tmp_path: Path, wh
         (member,) = [name for name in archive.namelist() if name.startswith("legacy_demo/_ext.")]
         archive.extract(member, tmp_path / "unpacked")
     assert inspect_binary(tmp_path / "unpacked" / member, "legacy_demo._ext").verdict is Verdict.NOT_USED
+
+
+def test_crlf_files_stay_crlf(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = project / "pyproject.toml"
+    path.write_bytes(LEGACY.replace("\n", "\r\n").encode())
+    assert main(["declare", "--project", str(project), "--build-system", "--thread-safe", "true"]) == 0
+    assert path.read_bytes() == LEGACY_INTEGRATED.replace("\n", "\r\n").encode()
