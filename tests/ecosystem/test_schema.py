@@ -4,10 +4,12 @@ entry point, and the schema and :mod:`nogil_toolkit.config` accept and reject th
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,14 @@ def test_module_names_are_judged_alike_by_schema_and_config() -> None:
     disagreements = [name for name in names if bool(re.search(pattern, name)) != is_module_pattern(name)]
     assert disagreements == []
     assert len(names) > 3000
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_schema_and_the_entry_point(wheelhouse: Path) -> None:
+    (wheel,) = wheelhouse.glob("nogil_toolkit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = json.loads(archive.read("nogil_toolkit/nogil.schema.json"))
+        (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        announced = archive.read(entry_points).decode()
+    assert shipped == schema()
+    assert "[validate_pyproject.tool_schema]\nnogil = nogil_toolkit.pyproject_schema:tool_schema\n" in announced
