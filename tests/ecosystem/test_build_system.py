@@ -3,16 +3,24 @@ and a setup.py project that builds with the plugin afterwards."""
 
 from __future__ import annotations
 
+import copy
+import shutil
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from support import build_wheel
+import tomlkit
+from support import SAMPLES, build_wheel
 
 from nogil_toolkit.__main__ import main
 from nogil_toolkit.inspect import inspect_binary
 from nogil_toolkit.inspect.verdict import Verdict
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 
 @pytest.fixture
@@ -234,3 +242,25 @@ def test_crlf_files_stay_crlf(project: Path, capsys: pytest.CaptureFixture[str])
     path.write_bytes(LEGACY.replace("\n", "\r\n").encode())
     assert main(["declare", "--project", str(project), "--build-system", "--thread-safe", "true"]) == 0
     assert path.read_bytes() == LEGACY_INTEGRATED.replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("sample, plugin, backend_before", [
+    ("meson_spine", "nogil-meson", "mesonpy"),
+    ("cmake_spine", "nogil-cmake", "scikit_build_core.build"),
+])
+def test_the_result_is_what_the_built_samples_use(sample: str, plugin: str, backend_before: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Undo the integration of a sample the buildsys tests build, and let --build-system redo it."""
+    project = tmp_path / sample
+    shutil.copytree(SAMPLES / sample, project)
+    integrated = tomllib.loads((project / "pyproject.toml").read_text())
+    bare = copy.deepcopy(integrated)
+    bare["build-system"]["requires"].remove(plugin)
+    bare["build-system"]["build-backend"] = backend_before
+    (project / "pyproject.toml").write_text(tomlkit.dumps(bare))
+    assert main(["declare", "--project", str(project), "--build-system"]) == 0
+    redone = tomllib.loads((project / "pyproject.toml").read_text())
+    assert redone["build-system"]["build-backend"] == integrated["build-system"]["build-backend"]
+    assert sorted(redone["build-system"]["requires"]) == sorted(integrated["build-system"]["requires"])
+    assert redone == {**integrated, "build-system": redone["build-system"]}
+    assert "to do" not in capsys.readouterr().err  # their meson.build / CMakeLists.txt already apply it
