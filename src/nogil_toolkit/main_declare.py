@@ -80,8 +80,9 @@ writing:
 exit status:
   0  the file was updated, or already said what was asked (nothing written); also when
      --build-system met a backend it has no integration for (a warning says so)
-  1  the edit was refused (dynamic classifiers, a result that would not validate, a read-only
-     or foreign file) or the file could not be written; the file is unchanged
+  1  the edit was refused (dynamic classifiers, a result that would not validate, with
+     --build-system a [build-system] that is not a table or whose requires is not an array of
+     strings, a read-only or foreign file) or the file could not be written; the file is unchanged
   2  usage error: bad options; no pyproject.toml; a pyproject.toml that is not a regular,
      readable UTF-8 file of at most 4 MiB, or not valid TOML
   3  the file was updated, but syncing its directory failed: a crash may still undo it
