@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -63,7 +63,7 @@ class BuildIntegration:
     text: str
     changes: tuple[str, ...] = ()
     """One line per change, e.g. ``added "nogil-setuptools" to build-system.requires``."""
-    todo: tuple[str, ...] = field(default_factory=tuple)
+    todo: tuple[str, ...] = ()
     """Steps outside ``pyproject.toml`` (``meson.build``, ``CMakeLists.txt``), ready to print."""
     supported: bool = True
     """False for a backend the toolkit has no integration for: then nothing was changed."""
@@ -91,6 +91,9 @@ def integrate_build_system(text: str, project_dir: Path) -> BuildIntegration:
                            "fix it by hand first", _where(text, (BUILD_SYSTEM, "requires") if requires is not None
                                                           else (BUILD_SYSTEM,)))
     backend = build_system.get("build-backend", PIP_FALLBACK_BACKEND)
+    if not isinstance(backend, str):
+        raise DeclareError(f"{BUILD_SYSTEM}.build-backend must be a string (PEP 517); fix it by hand first",
+                           _where(text, (BUILD_SYSTEM, "build-backend")))
     if backend in SETUPTOOLS_BACKENDS:
         return _edit(text, before, SETUPTOOLS_PLUGIN, None, ())
     if backend in (MESONPY_BACKEND, NOGIL_MESON_BACKEND):

@@ -188,6 +188,7 @@ def test_dry_run_shows_every_change_and_writes_nothing(project: Path, capsys: py
     ('[build-system]\nrequires = "setuptools"\n', ":2:"),
     ("build-system = 1\n", ":1:"),
     ('[build-system]\nbuild-backend = "setuptools.build_meta"\n', ":1:"),
+    ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = 1\n', ":3:"),
 ])
 def test_a_malformed_build_system_is_refused(original: str, where: str, project: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
