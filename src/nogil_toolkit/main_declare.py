@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,7 +62,8 @@ examples:
 
 --build-system, by build-backend:
   setuptools.build_meta[:__legacy__], or none given   adds "nogil-setuptools" to requires
-  no [build-system] table (a setup.py project)        writes pip's assumption plus the plugin:
+  no [build-system] table (a setup.py project)        writes pip's assumption plus the plugin
+  (a setup.py project without pyproject.toml gets one):
       requires = ["setuptools>=40.8.0", "nogil-setuptools"]
       build-backend = "setuptools.build_meta:__legacy__"
   mesonpy                    build-backend = "nogil_meson", adds "nogil-meson"; prints the
@@ -198,16 +201,20 @@ def run(args: argparse.Namespace) -> int:
     except PyprojectFileError as exc:
         error(exc.message, str(path))
         return EXIT_USAGE
+    setup_py_project = path.name == PYPROJECT and (path.parent / "setup.py").is_file() and not path.is_symlink()
+    if text is None and args.build_system and setup_py_project:
+        return _declare(path, "", changes, args, new_file=True)
     if text is None:
         error("no pyproject.toml found" if path.name == PYPROJECT else "no such file or directory", str(path))
-        if (path.parent / "setup.py").is_file():
-            info("a setup.py project: create an empty pyproject.toml and run this again; the declaration lives "
-                 "there, and --build-system writes the [build-system] table pip assumes for setup.py")
+        if setup_py_project:
+            info("a setup.py project: --build-system creates pyproject.toml with the [build-system] table pip "
+                 "assumes for it")
         return EXIT_USAGE
     return _declare(path, text, changes, args)
 
 
-def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argparse.Namespace) -> int:
+def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argparse.Namespace,
+             new_file: bool = False) -> int:
     integration = BuildIntegration(text)
     try:
         new_text = declare_in_text(text, changes)
@@ -240,7 +247,7 @@ def _declare(path: Path, text: str, changes: list[DeclarationChange], args: argp
         _print_summary(summary, existing)
         info("dry run: nothing written")
     else:
-        code = _write(path, new_text, args.force)
+        code = _write(path, new_text, args.force, new_file)
         if code == EXIT_FAILURE:
             return code
         _print_summary(summary, existing)
@@ -259,11 +266,11 @@ def _print_todo(integration: BuildIntegration) -> None:
             warning(step)
 
 
-def _write(path: Path, text: str, force: bool) -> int:
-    """Replace the file; the status says whether (and how durably) it was written."""
-    target = path.resolve()
+def _write(path: Path, text: str, force: bool, new_file: bool = False) -> int:
+    """Replace (or create) the file; the status says whether (and how durably) it was written."""
+    target = path.absolute() if new_file else path.resolve()
     try:
-        status = check_replaceable(target, force)
+        status = _status_of_a_new_file(target.parent) if new_file else check_replaceable(target, force)
         replace_file(target, text.encode("utf-8"), status)
     except ReplaceRefused as exc:
         error(str(exc), str(path))
@@ -276,6 +283,18 @@ def _write(path: Path, text: str, force: bool) -> int:
                 "a crash or power loss may still undo the change")
         return EXIT_NOT_DURABLE
     return EXIT_OK
+
+
+def _status_of_a_new_file(directory: Path) -> os.stat_result:
+    """The owner, group and mode a file this user creates in ``directory`` gets (0666 less the
+    umask; the directory's group if it is set-group-ID), for replace_file to give the new file:
+    so a new pyproject.toml is written as atomically as a replaced one, complete or not at all."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    folder = directory.stat()
+    uid = os.geteuid() if hasattr(os, "geteuid") else folder.st_uid
+    gid = folder.st_gid if folder.st_mode & stat.S_ISGID or not hasattr(os, "getegid") else os.getegid()
+    return os.stat_result((stat.S_IFREG | (0o666 & ~umask), 0, 0, 1, uid, gid, 0, 0, 0, 0))
 
 
 def _print_summary(lines: list[str], fixed: Sequence[ConfigProblem]) -> None:

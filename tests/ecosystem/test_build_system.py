@@ -4,7 +4,9 @@ and a setup.py project that builds with the plugin afterwards."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -198,12 +200,32 @@ def test_a_malformed_build_system_is_refused(original: str, where: str, project:
     assert line.startswith("error: build-system") and f"pyproject.toml{where}" in line
 
 
-def test_a_setup_py_project_without_pyproject_is_told_how(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_setup_py_project_gets_a_pyproject(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "setup.py").write_text("from setuptools import setup\nsetup()\n")
-    assert main(["declare", "--project", str(project), "--build-system"]) == 2
+    assert main(["declare", "--project", str(project), "--thread-safe", "true"]) == 2
     err = capsys.readouterr().err
-    assert "no pyproject.toml found" in err and "create an empty pyproject.toml" in err
+    assert "no pyproject.toml found" in err and "--build-system creates pyproject.toml" in err
+    assert main(["declare", "--project", str(project), "--thread-safe", "true", "--build-system", "--dry-run"]) == 0
     assert not (project / "pyproject.toml").exists()
+    previous = os.umask(0o027)
+    try:
+        assert main(["declare", "--project", str(project), "--thread-safe", "true", "--build-system"]) == 0
+    finally:
+        os.umask(previous)
+    created = project / "pyproject.toml"
+    assert created.read_text() == ('[build-system]\nrequires = ["setuptools>=40.8.0", "nogil-setuptools"]\n'
+                                   'build-backend = "setuptools.build_meta:__legacy__"\n\n[tool.nogil]\n'
+                                   "thread-safe = true\n")
+    assert stat.S_IMODE(created.stat().st_mode) == 0o640
+    assert created.stat().st_uid == os.geteuid()
+    assert sorted(p.name for p in project.iterdir()) == ["pyproject.toml", "setup.py"]  # no temporary file left
+
+
+def test_without_setup_py_a_missing_pyproject_stays_an_error(project: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["declare", "--project", str(project), "--build-system"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: no pyproject.toml found ({project / 'pyproject.toml'})"]
+    assert list(project.iterdir()) == []
 
 
 SETUP_PY = """\
@@ -228,7 +250,6 @@ def test_a_setup_py_project_builds_declared_after_one_command(tmp_path: Path, wh
     (project / "setup.py").write_text(SETUP_PY)
     (project / "legacy_demo" / "__init__.py").write_text("")
     (project / "legacy_demo" / "_ext.c").write_text(EXT_C)
-    (project / "pyproject.toml").write_text("")
     assert main(["declare", "--project", str(project), "--thread-safe", "true", "--build-system"]) == 0
     capsys.readouterr()
     wheel = build_wheel(Path(sys.executable), project, tmp_path / "out", wheelhouse)
