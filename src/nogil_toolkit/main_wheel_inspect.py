@@ -67,7 +67,7 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
             error(str(exc))
             code = EXIT_USAGE
             documents.append({"path": path, "error": exc.reason, **({"ok": False} if check else {})})
-            verified.append((path, exc.reason))
+            verified.append(Verified(path, unreadable=exc.reason))
             if output_format == "github":
                 write_verify_github(verified[-1], sys.stdout)
             continue
@@ -76,7 +76,7 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
         if failed and code == EXIT_OK:
             code = EXIT_FAILURE
         if findings is not None and output_format in ("github", "sarif"):
-            verified.append((wheel, findings))
+            verified.append(Verified(wheel.path, wheel, findings))
             if output_format == "github":
                 write_verify_github(verified[-1], sys.stdout)
         elif output_format == "json":

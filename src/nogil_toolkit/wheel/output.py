@@ -4,7 +4,8 @@ for verify also GitHub workflow commands and SARIF, each finding at the wheel me
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
 
 from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
@@ -15,8 +16,15 @@ from nogil_toolkit.wheel.verify import Finding, Severity
 if TYPE_CHECKING:
     from nogil_toolkit.sarif import Rule
 
-Verified = Union[tuple[WheelReport, Sequence[Finding]], tuple[str, str]]
-"""What verify learnt of one wheel: the report and its findings, or (path, why it is unreadable)."""
+
+@dataclass(frozen=True)
+class Verified:
+    """What verify learnt of one wheel: its report and findings, or why it cannot be read."""
+
+    path: str
+    report: Optional[WheelReport] = None
+    findings: Sequence[Finding] = ()
+    unreadable: Optional[str] = None
 
 
 def wheel_json(report: WheelReport, findings: Sequence[Finding] | None = None) -> dict[str, Any]:
@@ -94,12 +102,12 @@ def write_verify_github(verified: Verified, stream: TextIO) -> None:
     not archive members: the member is in the title)."""
     from nogil_toolkit.workflow_commands import annotation, workspace_path
 
-    report, findings = verified
-    if isinstance(report, str):
-        print(annotation("error", f"{report}: {findings}", file=workspace_path(report),
+    report = verified.report
+    if report is None:
+        print(annotation("error", f"{verified.path}: {verified.unreadable}", file=workspace_path(verified.path),
                          title="nogil-toolkit wheel verify: unreadable wheel"), file=stream)
         return
-    for finding in findings:
+    for finding in verified.findings:
         about = finding_member(report, finding) or os.path.basename(report.path)
         print(annotation("error" if finding.severity is Severity.ERROR else "warning", finding.message,
                          file=workspace_path(report.path),
@@ -133,16 +141,16 @@ def write_verify_sarif(verified: Sequence[Verified], stream: TextIO) -> None:
     bases = {"SRCROOT": os.getcwd()}
     artifacts: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
-    for report, findings in verified:
-        path = report if isinstance(report, str) else report.path
+    for wheel in verified:
         wheel_index = len(artifacts)
-        artifacts.append({"location": sarif.artifact_location(path, bases), "roles": ["analysisTarget"]})
-        if isinstance(report, str):
-            results.append(sarif.result("unreadable", "error", str(findings),
+        artifacts.append({"location": sarif.artifact_location(wheel.path, bases), "roles": ["analysisTarget"]})
+        report = wheel.report
+        if report is None:
+            results.append(sarif.result("unreadable", "error", str(wheel.unreadable),
                                         {**artifacts[wheel_index]["location"], "index": wheel_index}))
             continue
         members: dict[str, int] = {}
-        for finding in findings:
+        for finding in wheel.findings:
             member = finding_member(report, finding)
             if member is None:
                 location = {**artifacts[wheel_index]["location"], "index": wheel_index}
