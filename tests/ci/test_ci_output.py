@@ -18,7 +18,7 @@ from ci_support import parse_workflow_command
 from nogil_toolkit import main_check_env
 from nogil_toolkit.__main__ import main as toolkit_main
 from nogil_toolkit.workflow_commands import annotation, escape_data, escape_property
-from support import install, make_venv
+from support import install, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -56,6 +56,28 @@ def hostile_dir(tmp_path_factory: pytest.TempPathFactory, ci_wheels: dict[str, P
     with zipfile.ZipFile(ci_wheels["plain"]) as archive:
         (member,) = [n for n in archive.namelist() if n.startswith("plain/_ext.") and n.endswith(".so")]
         (folder / Path(member).name).write_bytes(archive.read(member))
+    return folder
+
+
+USED_C = """
+#include <Python.h>
+static PyModuleDef_Slot slots[] = {{Py_mod_gil, Py_MOD_GIL_USED}, {0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_used", NULL, 0, NULL, slots};
+PyMODINIT_FUNC PyInit__used(void) { return PyModuleDef_Init(&def); }
+"""
+
+
+@pytest.fixture(scope="module")
+def other_verdicts(tmp_path_factory: pytest.TempPathFactory, ft_python: str, ft_abi: tuple[str, str],
+                   hostile_dir: Path) -> Path:
+    """A --path folder with ``_used`` (declares Py_MOD_GIL_USED) and ``_gil``, a file built for
+    the GIL build's suffix, which the free-threaded interpreter cannot load."""
+    folder = tmp_path_factory.mktemp("other-verdicts")
+    include = run([ft_python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"]).stdout.strip()
+    (folder / "used.c").write_text(USED_C)
+    run(["cc", "-shared", "-fPIC", f"-I{include}", folder / "used.c", "-o", folder / f"_used{ft_abi[1]}"])
+    (folder / "used.c").unlink()
+    shutil.copy(next(hostile_dir.iterdir()), folder / f"_gil{ft_abi[1].replace('t-', '-', 1)}")
     return folder
 
 
@@ -113,10 +135,10 @@ def test_check_env_github_annotations_with_a_hostile_path(capsys, monkeypatch, v
         str(hostile_dir / so_name), str(site_packages(venv) / "plain" / so_name), None}
 
 
-def test_check_env_sarif_is_valid_and_located(capsys, venv: Path, hostile_dir: Path,
+def test_check_env_sarif_is_valid_and_located(capsys, venv: Path, hostile_dir: Path, other_verdicts: Path,
                                               sarif_schema: dict[str, Any]) -> None:
-    args = ("--python", venv, "--path", hostile_dir, "--no-project", "--mode", "nogil", "--no-cache",
-            "--allow", "_ext=audited, one lock")
+    args = ("--python", venv, "--path", hostile_dir, "--path", other_verdicts, "--no-project", "--mode", "nogil",
+            "--no-cache", "--allow", "_ext=audited, one lock")
     text_code, _ = check_env(capsys, *args)
     code, out = check_env(capsys, *args, "--format", "sarif")
     assert code == text_code == 1
@@ -129,9 +151,16 @@ def test_check_env_sarif_is_valid_and_located(capsys, venv: Path, hostile_dir: P
     assert bases["SEARCHPATH1"] == hostile_dir.as_uri() + "/"  # --path comes first, as on sys.path
     assert site_packages(venv).as_uri() + "/" in bases.values()
     by_module = {r["message"]["text"].split(" ")[0]: r for r in run["results"]}
-    assert set(by_module) == {"_ext", "plain._ext"}  # twins keeps the GIL off: no result
+    # twins keeps the GIL off: no result.
+    assert {m: r["ruleId"] for m, r in by_module.items()} == {
+        "_ext": "undeclared", "plain._ext": "undeclared", "_used": "declares-gil-used", "_gil": "wrong-abi"}
     for result in run["results"]:
-        assert rules[result["ruleIndex"]]["id"] == result["ruleId"] == "undeclared"
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+    assert bases["SEARCHPATH2"] == other_verdicts.as_uri() + "/"
+    for module in ("_used", "_gil"):
+        location = by_module[module]["locations"][0]["physicalLocation"]["artifactLocation"]
+        assert location["uriBaseId"] == "SEARCHPATH2" and location["uri"].startswith(module + ".cpython-3")
+        assert by_module[module]["level"] == "error"
     plain = by_module["plain._ext"]
     location = plain["locations"][0]["physicalLocation"]["artifactLocation"]
     assert plain["level"] == "error" and "suppressions" not in plain
