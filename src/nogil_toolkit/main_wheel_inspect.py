@@ -8,7 +8,8 @@ import sys
 from typing import Any, Sequence
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
-from nogil_toolkit.wheel.output import wheel_json, write_findings, write_wheel_text
+from nogil_toolkit.wheel.output import (Verified, wheel_json, write_findings, write_verify_github,
+                                        write_verify_sarif, write_wheel_text)
 from nogil_toolkit.wheel.reading import WheelError, read_wheel
 from nogil_toolkit.wheel.verify import Severity, verify
 
@@ -43,12 +44,12 @@ def register(subparsers: Any) -> None:
 
 
 def add_report_command(subparsers: Any, name: str, *, check: bool, epilog: str, help: str,
-                       description: str) -> None:
+                       description: str, formats: Sequence[str] = ("text", "json"), format_help: str = "") -> None:
     """The parser of ``inspect`` or (``check``) ``verify``: the same arguments, one loop."""
     parser = subparsers.add_parser(name, help=help, description=description, epilog=epilog,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wheels", nargs="+", metavar="WHEEL")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=formats, default="text", help=format_help or None)
     parser.set_defaults(handler=lambda args: report(args.wheels, args.format, check=check))
 
 
@@ -58,6 +59,7 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
     in JSON, an entry with that error, so the document accounts for every input."""
     code = EXIT_OK
     documents: list[dict[str, Any]] = []
+    verified: list[Verified] = []
     for path in paths:
         try:
             wheel = read_wheel(path)
@@ -65,12 +67,19 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
             error(str(exc))
             code = EXIT_USAGE
             documents.append({"path": path, "error": exc.reason, **({"ok": False} if check else {})})
+            verified.append(Verified(path, unreadable=exc.reason))
+            if output_format == "github":
+                write_verify_github(verified[-1], sys.stdout)
             continue
         findings = verify(wheel) if check else None
         failed = any(f.severity is Severity.ERROR for f in findings or ())
         if failed and code == EXIT_OK:
             code = EXIT_FAILURE
-        if output_format == "json":
+        if findings is not None and output_format in ("github", "sarif"):
+            verified.append(Verified(wheel.path, wheel, findings))
+            if output_format == "github":
+                write_verify_github(verified[-1], sys.stdout)
+        elif output_format == "json":
             documents.append({**wheel_json(wheel, findings), **({"ok": not failed} if check else {})})
         elif findings is None:
             write_wheel_text(wheel, sys.stdout)
@@ -81,4 +90,6 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
     if output_format == "json":
         json.dump({"schema_version": SCHEMA_VERSION, "wheels": documents}, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif output_format == "sarif":
+        write_verify_sarif(verified, sys.stdout)
     return code

@@ -17,13 +17,16 @@ checks, each against what the binaries declare (read statically):
 
 A wheel installers would refuse (a member outside the install folder, two members of one name,
 a RECORD that disagrees with the archive) is an error like an unreadable one. With --format json
-every wheel given is an entry (schema: wheel_report.schema.json).
+every wheel given is an entry (schema: wheel_report.schema.json). --format github prints GitHub
+workflow commands (an annotation per finding, at the wheel file, the member in its title);
+--format sarif a SARIF 2.1.0 log whose results are located at the wheel's members.
 
 exit status: 0 no errors (warnings allowed); 1 some claim is wrong; 2 a wheel could not be read
 or installers would refuse it (the others are still checked)
 
 example:
   nogil-toolkit wheel verify wheelhouse/*.whl
+  nogil-toolkit wheel verify --format github dist/*.whl
 """
 
 
@@ -31,5 +34,7 @@ def register(subparsers: Any) -> None:
     main_wheel_inspect.add_report_command(
         subparsers, "verify", check=True, epilog=EPILOG,
         help="check a wheel's tags, record and classifier against its binaries",
+        formats=("text", "json", "github", "sarif"),
+        format_help="text for people (default), JSON, GitHub workflow commands, or SARIF 2.1.0",
         description="Exit non-zero, with a reason per module, when a wheel's free-threading claims "
                     "disagree with what its extension modules declare.")

@@ -1,22 +1,29 @@
-"""The environment check's two outputs: a report for people and a versioned JSON document.
+"""The environment check's outputs: a report for people, a versioned JSON document, and for CI
+GitHub workflow commands and a SARIF log.
 
 The text report names the blamed modules first, grouped by distribution, and ends with what
 to do. The JSON document follows ``check_env.schema.json`` (shipped with the package; bump
-``SCHEMA_VERSION`` on any incompatible change).
+``SCHEMA_VERSION`` on any incompatible change). The CI formats carry one finding per module
+that needs attention, at the module's file.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from nogil_toolkit import __version__
 from nogil_toolkit.check import CheckResult, ExitCode, ModuleResult, Severity, Status
+from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.check_env import ScanStats
 from nogil_toolkit.console import plural, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.target import TargetInterpreter
+
+if TYPE_CHECKING:
+    from nogil_toolkit.sarif import Rule
+    from nogil_toolkit.workflow_commands import Kind
 
 SCHEMA_VERSION = 1
 SCHEMA_RESOURCE = "check_env.schema.json"
@@ -190,7 +197,6 @@ def _why(module: ModuleResult) -> str:
 
 
 def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> None:
-    code = result.exit_code
     if result.count(Status.NEEDS_GIL):
         out("what to do: upgrade these distributions to releases that declare free-threading support (or ask "
             "their maintainers to); once a module is audited as thread-safe, accept it with "
@@ -202,6 +208,11 @@ def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> N
     if result.count(Status.WRONG_ABI):
         out(f"what to do: reinstall distributions with wheels built for {target.name} "
             "(pip install --force-reinstall --no-cache-dir NAME).")
+    out(_result_line(result, target))
+
+
+def _result_line(result: CheckResult, target: TargetInterpreter) -> str:
+    code = result.exit_code
     verdict = {ExitCode.OK: "passed", ExitCode.VIOLATED: "FAILED", ExitCode.UNDECIDED: "UNDECIDED"}[code]
     forecast = ""
     if target.free_threaded:
@@ -209,4 +220,103 @@ def _write_advice(result: CheckResult, target: TargetInterpreter, out: Any) -> N
         forecast = {True: "; the GIL stays disabled whatever this environment imports",
                     False: "; importing a module listed above re-enables the GIL",
                     None: "; whether the GIL stays disabled is undecided"}[stays]
-    out(f"result: {verdict} (exit {int(code)}){forecast}")
+    return f"result: {verdict} (exit {int(code)}){forecast}"
+
+
+# The CI formats: one finding per module that needs attention.
+_ANNOTATED = tuple(status for status, _ in _SECTIONS)
+_KINDS: dict[Severity, Kind] = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice",
+                                Severity.NONE: "notice"}
+_SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.NONE: "none"}
+
+
+def _headline(module: ModuleResult, target: TargetInterpreter) -> str:
+    """``spine._core (spine 1.0) re-enables the GIL when imported (undeclared; ...)``."""
+    heading = dict(_SECTIONS)[module.status][0]
+    if module.status is Status.NEEDS_GIL and not target.free_threaded:
+        heading = _GIL_TARGET_NEEDS_GIL[0]
+    owner = f" ({module.file.distribution})" if module.file.distribution else ""
+    return f"{module.name}{owner} {heading} {_why(module)}".rstrip()
+
+
+def _disagreement(module: ModuleResult) -> str:
+    static = module.inspection.verdict.value if module.inspection else "?"
+    return f"the import probe contradicts the static verdict for {module.name}: static {static}, " \
+           f"probe: {module.probe.summary if module.probe else '?'}"
+
+
+def write_github(result: CheckResult, target: TargetInterpreter, stream: TextIO) -> None:
+    """GitHub workflow commands: an ``::error``/``::warning``/``::notice`` per module that needs
+    attention (its kind follows the mode's severity), then the result line as a notice."""
+    from nogil_toolkit.workflow_commands import annotation, workspace_path
+
+    for module in result.modules:
+        if module.status in _ANNOTATED:
+            print(annotation(_KINDS[module.severity], _headline(module, target), file=workspace_path(module.file.path),
+                             title=f"nogil-check-env: {module.name} {module.status.value}"), file=stream)
+        if module.probe_disagrees:
+            print(annotation("error", _disagreement(module), file=workspace_path(module.file.path),
+                             title=f"nogil-check-env: {module.name} probe disagrees"), file=stream)
+    print(annotation("notice", f"mode {result.mode.value}, {target.name}: {_result_line(result, target)}",
+                     title="nogil-check-env"), file=stream)
+
+
+def sarif_rules() -> list[Rule]:
+    """What each kind of finding means; the ids name the verdict behind a module's status."""
+    from nogil_toolkit.sarif import Rule
+
+    fix = "Upgrade the distribution to a release that declares free-threading support, or accept the " \
+          "module once audited with --allow MODULE=REASON or [tool.nogil.check.allow]."
+    return [
+        Rule("undeclared", "The extension module declares nothing about the GIL: a free-threaded "
+             "interpreter re-enables the GIL when it imports the module.", fix, "error"),
+        Rule("declares-gil-used", "The extension module declares Py_MOD_GIL_USED: a free-threaded "
+             "interpreter re-enables the GIL when it imports the module.", fix, "error"),
+        Rule("probe-needs-gil", "Importing the module alone in a fresh free-threaded interpreter "
+             "re-enabled the GIL (static reading could not decide).", fix, "error"),
+        Rule("undecided", "Static reading could not decide what the module declares.",
+             "Settle it with --probe=undecided (imports the module alone in a fresh interpreter).", "error"),
+        Rule("wrong-abi", "The file is built for another interpreter: the target cannot load it.",
+             "Reinstall the distribution with wheels built for the target interpreter.", "error"),
+        Rule("probe-disagrees", "The import probe contradicts the module's static verdict.",
+             "Report the module to nogil-toolkit: the static reading or the probe is wrong.", "error"),
+    ]
+
+
+def _rule_id(module: ModuleResult) -> str:
+    if module.status is Status.WRONG_ABI:
+        return "wrong-abi"
+    if module.decided_by_probe:
+        return "probe-needs-gil"
+    verdict = module.inspection.verdict if module.inspection else Verdict.UNKNOWN
+    return {Verdict.USED: "declares-gil-used", Verdict.UNDECLARED: "undeclared"}.get(verdict, "undecided")
+
+
+def to_sarif(result: CheckResult, target: TargetInterpreter, stats: ScanStats) -> dict[str, Any]:
+    """A SARIF 2.1.0 log: a result per module that needs attention, located at its file relative
+    to the search-path folder it was found in (base ids ``SEARCHPATH1``, ``SEARCHPATH2``, ... in
+    import order). A module the policy accepts is a suppressed result, with the reason."""
+    from nogil_toolkit import sarif
+
+    bases = {f"SEARCHPATH{i}": folder for i, folder in enumerate(stats.folders, 1)}
+    results = []
+    for module in result.modules:
+        location = sarif.artifact_location(module.file.path, bases)
+        if module.status in _ANNOTATED:
+            extra: dict[str, Any] = {}
+            if module.status is Status.ALLOWED and module.allowed_because is not None:
+                extra["suppressions"] = [{"kind": "external", "justification": module.allowed_because.reason}]
+            results.append(sarif.result(_rule_id(module), _SARIF_LEVELS[module.severity], _headline(module, target),
+                                        location, **extra))
+        if module.probe_disagrees:
+            results.append(sarif.result("probe-disagrees", "error", _disagreement(module), location))
+    return sarif.sarif_log(
+        "nogil-check-env", sarif_rules(), results, bases=bases,
+        invocations=[{"executionSuccessful": True, "exitCode": int(result.exit_code)}],
+        properties={"mode": result.mode.value, "target": target.name})
+
+
+def write_sarif(result: CheckResult, target: TargetInterpreter, stats: ScanStats, stream: TextIO) -> None:
+    from nogil_toolkit import sarif
+
+    sarif.write(to_sarif(result, target, stats), stream)

@@ -7,15 +7,13 @@ import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, TextIO
-from urllib.parse import quote
 
-from nogil_toolkit import __version__
+from nogil_toolkit import __version__, sarif
 from nogil_toolkit.audit import AuditResult
 from nogil_toolkit.audit.rules import Rule, Severity, load_rules
 from nogil_toolkit.console import plural, style
 
 JSON_SCHEMA_VERSION = 1
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "dim"}
 
 
@@ -74,47 +72,15 @@ def to_json(result: AuditResult, exit_code: int) -> Dict[str, Any]:
 
 def to_sarif(result: AuditResult, base: Path) -> Dict[str, Any]:
     """A SARIF 2.1.0 log with one run; paths relative to ``base`` (the ``SRCROOT`` base id)."""
-    rules = list(load_rules())
-    index = {rule.id: i for i, rule in enumerate(rules)}
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "nogil-toolkit-audit",
-                "version": __version__,
-                "rules": [{
-                    "id": rule.id,
-                    "shortDescription": {"text": f"{', '.join(rule.apis) or rule.detector}: {rule.why}"},
-                    "help": {"text": f"Instead: {rule.replacement_text}. See {rule.section}."},
-                    "helpUri": rule.url,
-                    "defaultConfiguration": {"level": str(rule.severity)},
-                } for rule in rules],
-            }},
-            "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.path.abspath(base)).as_uri() + "/"}},
-            "columnKind": "unicodeCodePoints",
-            "results": [{
-                "ruleId": f.rule.id,
-                "ruleIndex": index[f.rule.id],
-                "level": str(f.rule.severity),
-                "message": {"text": f"{f.message}. Instead: {f.rule.replacement_text}."},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": _artifact(f.path, base),
-                    "region": {"startLine": f.line, "startColumn": f.column, "endColumn": f.end_column},
-                }}],
-            } for f in result.findings],
-        }],
-    }
-
-
-def _artifact(path: str, base: Path) -> Dict[str, str]:
-    """A relative URI under ``SRCROOT`` (percent-encoded: spaces, non-ASCII bytes), else a file URI."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        relative = absolute.relative_to(os.path.abspath(base)).as_posix()
-    except ValueError:
-        return {"uri": absolute.as_uri()}
-    return {"uri": quote(os.fsencode(relative), safe="/"), "uriBaseId": "SRCROOT"}
+    rules = [sarif.Rule(rule.id, f"{', '.join(rule.apis) or rule.detector}: {rule.why}",
+                        f"Instead: {rule.replacement_text}. See {rule.section}.", str(rule.severity), rule.url)
+             for rule in load_rules()]
+    bases = {"SRCROOT": base}
+    return sarif.sarif_log("nogil-toolkit-audit", rules, [
+        sarif.result(f.rule.id, str(f.rule.severity), f"{f.message}. Instead: {f.rule.replacement_text}.",
+                     sarif.artifact_location(f.path, bases),
+                     {"startLine": f.line, "startColumn": f.column, "endColumn": f.end_column})
+        for f in result.findings], bases=bases, columnKind="unicodeCodePoints")
 
 
 def dump(document: Dict[str, Any], stream: TextIO) -> None:
