@@ -1,0 +1,213 @@
+"""The ``serialize`` mode's lock: every call into an undeclared extension module runs under one
+process-wide re-entrant lock, and the rest of the program runs in parallel.
+
+Why this way. The GIL protected an old extension only because no other thread ran while its C
+code did; holding one lock around each call into such a module gives it the same exclusion
+among its own entry points, while threads that are not inside it run in parallel. One lock for
+all undeclared modules, not one per module: undeclared extensions may share C state (a library
+two of them link to, or each other's C API), and one lock cannot deadlock against another.
+Re-entrant, because the extension may call back into Python (a callback, a ``__hash__``, an
+import) and that Python code may call the extension again on the same thread.
+
+What is wrapped, after the module has been executed (its attributes are final then):
+
+- its functions: each ``builtin_function_or_method`` whose ``__self__`` is the module becomes a
+  Python function with the same name, module and docstring (:func:`functools.wraps`) that calls
+  the original under the lock;
+- the types it defines, when they are heap types that allow attributes to be set: their C
+  methods, class methods, dunder slots (setting ``__add__`` on a heap type points its C slot at
+  the new function, so ``a + b`` is locked as well as ``a.__add__(b)``), and C attributes
+  (getset and member descriptors, as properties).
+
+What cannot be wrapped is named, once per module, in its coverage line
+(:class:`~nogil_toolkit.guard.errors.SerializeCoverageWarning`): static types and immutable
+heap types (``setattr`` is refused), ``__new__`` (CPython refuses a replaced ``__new__`` that
+calls the C one: "X.__new__(X) is not safe"), the buffer protocol (the memory is used after
+the call returns), capsules (other extensions call that C API directly), and other module
+attributes that are neither callables nor plain data.
+"""
+
+from __future__ import annotations
+
+import _thread
+from _weakrefset import WeakSet
+from dataclasses import dataclass, field
+from types import (BuiltinFunctionType, ClassMethodDescriptorType, FunctionType, GetSetDescriptorType,
+                   MemberDescriptorType, MethodDescriptorType, ModuleType, WrapperDescriptorType)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+EXTENSION_LOCK = _thread.RLock()
+"""The one lock every call into a serialized module holds (exposed so that an application can
+hold it around code that touches such a module's state from outside, for example a buffer)."""
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_IMMUTABLETYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
+_NEVER_WRAPPED = frozenset({"__dict__", "__weakref__", "__new__", "__buffer__", "__release_buffer__"})
+"""Type attributes that are CPython's own (``__dict__``, ``__weakref__``) or that cannot be
+locked (the others, named in the coverage line when the type defines them)."""
+_PLAIN_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
+"""Module attribute values the extension cannot change behind Python's back: not named."""
+
+_wrapped_types: WeakSet[type] = WeakSet()
+_wrapped_lock = _thread.allocate_lock()
+
+
+@dataclass
+class Coverage:
+    """What :func:`serialize_module` locked in one module, and what it could not."""
+
+    module: str
+    functions: int = 0
+    types: int = 0
+    not_covered: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        """The module's coverage line, e.g. ``serialize: legacy._c: 5 functions and 2 types
+        locked; not covered: static type legacy._c.Foo``."""
+        functions = f"{self.functions} function{'s' if self.functions != 1 else ''}"
+        types = f"{self.types} type{'s' if self.types != 1 else ''}"
+        missing = "; not covered: " + ", ".join(self.not_covered) if self.not_covered else "; all covered"
+        return f"serialize: {self.module}: {functions} and {types} locked{missing}"
+
+
+def serialize_module(module: ModuleType) -> Coverage:
+    """Put every entry point of ``module`` that can be replaced under :data:`EXTENSION_LOCK`.
+
+    Types first, so that module-level instances of a type it locked count as covered."""
+    name = module.__name__
+    coverage = Coverage(name)
+    # __name__, __spec__, __loader__ ...: the import system's attributes, not the extension's.
+    attributes = [(a, v) for a, v in vars(module).items() if not (a.startswith("__") and a.endswith("__"))]
+    for attribute, value in attributes:
+        if isinstance(value, type) and _defined_by(value, name):
+            locked, problems = _serialize_type(value)
+            coverage.types += locked
+            coverage.not_covered.extend(problems)
+    for attribute, value in attributes:
+        where = f"{name}.{attribute}"
+        if isinstance(value, BuiltinFunctionType) and value.__self__ is module:
+            setattr(module, attribute, _locked_function(value))
+            coverage.functions += 1
+        elif isinstance(value, (type, _PLAIN_DATA, ModuleType, FunctionType)) or _is_covered(value):
+            continue
+        elif type(value).__name__ == "PyCapsule":
+            coverage.not_covered.append(f"capsule {where} (other extensions call its C API directly)")
+        elif _is_buffer(value):
+            coverage.not_covered.append(f"buffer {where}")
+        elif callable(value):
+            coverage.not_covered.append(f"callable {where} ({type(value).__name__})")
+        elif not isinstance(value, (dict, list, set)):
+            coverage.not_covered.append(f"object {where} ({type(value).__name__})")
+    return coverage
+
+
+def _defined_by(cls: type, module: str) -> bool:
+    """Whether ``cls`` is the extension's own type, not one it re-exports. A C type's module
+    comes from its ``tp_name``, which may be the full dotted name, the last part, or no dot at
+    all (then CPython says ``builtins``)."""
+    owner = cls.__module__
+    if owner in (module, module.rpartition(".")[2]):
+        return True
+    import builtins
+
+    return owner == "builtins" and getattr(builtins, cls.__name__, None) is not cls
+
+
+def _serialize_type(cls: type) -> tuple[bool, list[str]]:
+    """Lock the C entry points of ``cls``: (whether it could be changed, what stays unlocked)."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if not cls.__flags__ & _HEAPTYPE:
+        return False, [f"static type {where}"]
+    if cls.__flags__ & _IMMUTABLETYPE:
+        return False, [f"immutable type {where}"]
+    problems = [f"{where}.{a}" for a in ("__new__", "__buffer__") if a in vars(cls)]
+    with _wrapped_lock:
+        if cls in _wrapped_types:  # a second module object of the same extension
+            return True, problems
+        _wrapped_types.add(cls)
+    for attribute, value in list(vars(cls).items()):
+        if attribute in _NEVER_WRAPPED:
+            continue
+        replacement = _locked_attribute(value)
+        if replacement is not None:
+            setattr(cls, attribute, replacement)
+    return True, problems
+
+
+def _locked_attribute(value: Any) -> Any:
+    """The locked stand-in for one C descriptor of a type's dictionary, or None (not C code)."""
+    if isinstance(value, (MethodDescriptorType, WrapperDescriptorType)):
+        return _locked_function(value)
+    if isinstance(value, ClassMethodDescriptorType):
+        return classmethod(_locked_function(_unbound_classmethod(value)))
+    if isinstance(value, staticmethod) and isinstance(value.__func__, BuiltinFunctionType):
+        return staticmethod(_locked_function(value.__func__))
+    if isinstance(value, (GetSetDescriptorType, MemberDescriptorType)):
+        return _locked_property(value)
+    return None
+
+
+def _unbound_classmethod(descriptor: Any) -> Callable[..., Any]:
+    """A C class method as a function of (cls, *args), which ``classmethod`` binds again."""
+
+    def call(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return descriptor.__get__(None, cls)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = descriptor.__name__
+    call.__doc__ = descriptor.__doc__
+    return call
+
+
+def _locked_function(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` under the lock. A Python function, so that in a type's dictionary it binds
+    like a method; :func:`functools.wraps` keeps its name, module and docstring (and
+    ``__wrapped__`` leads to the original)."""
+    from functools import wraps
+
+    lock = EXTENSION_LOCK
+
+    @wraps(function)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return function(*args, **kwargs)
+
+    locked.__nogil_serialized__ = True  # type: ignore[attr-defined]
+    return locked
+
+
+def _locked_property(descriptor: Any) -> property:
+    """A C attribute (getset or member descriptor) whose get, set and delete hold the lock."""
+    lock = EXTENSION_LOCK
+
+    def get(obj: Any) -> Any:
+        with lock:
+            return descriptor.__get__(obj, type(obj))
+
+    def set_(obj: Any, value: Any) -> None:
+        with lock:
+            descriptor.__set__(obj, value)
+
+    def delete(obj: Any) -> None:
+        with lock:
+            descriptor.__delete__(obj)
+
+    return property(get, set_, delete, descriptor.__doc__)
+
+
+def _is_covered(value: Any) -> bool:
+    """A module attribute whose calls are locked already (a wrapper, an instance of a type
+    whose methods were locked), or that is not the extension's code (another module's
+    function)."""
+    if getattr(value, "__nogil_serialized__", False) is True or type(value) in _wrapped_types:
+        return True
+    owner = getattr(value, "__self__", None)
+    return isinstance(value, BuiltinFunctionType) and isinstance(owner, ModuleType)
+
+
+def _is_buffer(value: Any) -> bool:
+    from collections.abc import Buffer  # 3.12+; the guard needs 3.13
+
+    return isinstance(value, Buffer)

@@ -1,0 +1,100 @@
+/* A legacy extension that is not thread-safe, on purpose: the serialize mode's proof.
+ *
+ * It declares nothing about the GIL (no Py_mod_gil slot). Every entry point does a
+ * non-atomic read-modify-write of C state, with a busy loop between the read and the write
+ * so that, without a lock, two threads interleave there often enough that updates are lost
+ * on every run:
+ *
+ * - add(): the module's global counter (a module function);
+ * - Counter().add() and Counter()() / Counter.__call__: the instance's count (a method and a
+ *   dunder slot of a heap type, which serialize can lock);
+ * - total(), reset(): read and clear the global counter;
+ * - call(f): calls f() from inside the extension, so a test can re-enter it;
+ * - Frozen: a static type, which serialize cannot lock (its coverage line must name it). */
+#include <Python.h>
+
+static long counter;
+static volatile long sink;
+
+/* Between the read and the write: long enough that another thread gets in. */
+static void widen(void) {
+    for (int i = 0; i < 2000; i++) sink += i;
+}
+
+static long bump(long *place) {
+    long seen = *(volatile long *)place;
+    widen();
+    *(volatile long *)place = seen + 1;
+    return seen + 1;
+}
+
+static PyObject *add(PyObject *self, PyObject *unused) { return PyLong_FromLong(bump(&counter)); }
+static PyObject *total(PyObject *self, PyObject *unused) { return PyLong_FromLong(counter); }
+
+static PyObject *reset(PyObject *self, PyObject *unused) {
+    counter = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *call(PyObject *self, PyObject *callback) {
+    bump(&counter);
+    return PyObject_CallNoArgs(callback);
+}
+
+typedef struct {
+    PyObject_HEAD
+    long count;
+} CounterObject;
+
+static PyObject *counter_add(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(bump(&((CounterObject *)self)->count));
+}
+
+static PyObject *counter_call(PyObject *self, PyObject *args, PyObject *kwargs) { return counter_add(self, NULL); }
+
+static PyObject *counter_count(PyObject *self, void *closure) {
+    return PyLong_FromLong(((CounterObject *)self)->count);
+}
+
+static PyMethodDef counter_methods[] = {{"add", counter_add, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyGetSetDef counter_getset[] = {{"count", counter_count, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL, NULL}};
+static PyType_Slot counter_slots[] = {
+    {Py_tp_methods, counter_methods},
+    {Py_tp_getset, counter_getset},
+    {Py_tp_call, counter_call},
+    {Py_tp_new, PyType_GenericNew},
+    {0, NULL},
+};
+static PyType_Spec counter_spec = {"racy.Counter", sizeof(CounterObject), 0, Py_TPFLAGS_DEFAULT, counter_slots};
+
+static PyTypeObject FrozenType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racy.Frozen",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyMethodDef methods[] = {
+    {"add", add, METH_NOARGS, "Add one to the global counter, racily."},
+    {"total", total, METH_NOARGS, NULL},
+    {"reset", reset, METH_NOARGS, NULL},
+    {"call", call, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static int exec_module(PyObject *module) {
+    PyObject *type = PyType_FromModuleAndSpec(module, &counter_spec, NULL);
+    if (type == NULL || PyModule_AddObjectRef(module, "Counter", type) < 0) {
+        Py_XDECREF(type);
+        return -1;
+    }
+    Py_DECREF(type);
+    if (PyType_Ready(&FrozenType) < 0) return -1;
+    return PyModule_AddObjectRef(module, "Frozen", (PyObject *)&FrozenType);
+}
+
+static PyModuleDef_Slot slots[] = {{Py_mod_exec, exec_module}, {0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "racy", NULL, 0, methods, slots, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit_racy(void) { return PyModuleDef_Init(&def); }
