@@ -44,11 +44,13 @@ def hammer(target):
         sys.stdout.flush()
         import os; os._exit(3)
 
-counts = {{"function": [], "method": [], "dunder": []}}
+counts = {{"function": [], "classmethod": [], "staticmethod": [], "method": [], "dunder": []}}
 for _ in range({ROUNDS}):
-    racy.reset()
-    hammer(racy.add)
-    counts["function"].append(racy.total())
+    for entry, target in (("function", racy.add), ("classmethod", racy.Counter.make),
+                          ("staticmethod", racy.Counter.bump)):
+        racy.reset()
+        hammer(target)
+        counts[entry].append(racy.total())
     counter = racy.Counter()
     hammer(counter.add)
     counts["method"].append(counter.count)
@@ -58,6 +60,7 @@ for _ in range({ROUNDS}):
 print(json.dumps({{"counts": counts, "gil": sys._is_gil_enabled()}}))
 """
 EXPECTED = THREADS * CALLS
+ENTRIES = ("function", "classmethod", "staticmethod", "method", "dunder")
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +76,7 @@ def test_unsafe_nogil_loses_updates(ft_python: str, racy_module: Modules, cache:
                          env={"PYTHON_GIL": "0"}, args=["-W", "ignore::RuntimeWarning"])
     assert result.returncode == 0, result.stderr
     assert result.data["gil"] is False
+    assert set(result.data["counts"]) == set(ENTRIES)
     for entry, counts in result.data["counts"].items():
         assert all(count < EXPECTED for count in counts), (entry, counts)
 
@@ -81,9 +85,7 @@ def test_serialize_loses_no_update(ft_python: str, racy_module: Modules, cache: 
     result = run_guarded(ft_python, HAMMER, mode="serialize", modules=racy_module, cache=cache,
                          env={"PYTHON_GIL": "0"})
     assert result.returncode == 0, result.stderr
-    assert result.data == {"counts": {"function": [EXPECTED] * ROUNDS, "method": [EXPECTED] * ROUNDS,
-                                      "dunder": [EXPECTED] * ROUNDS},
-                           "gil": False}
+    assert result.data == {"counts": {entry: [EXPECTED] * ROUNDS for entry in ENTRIES}, "gil": False}
     # One coverage line for the one undeclared module, naming what could not be locked.
     lines = [line for line in result.stderr.splitlines() if "SerializeCoverageWarning" in line]
     assert len(lines) == 1, result.stderr
@@ -162,3 +164,24 @@ def test_serialize_without_python_gil_0_says_so_in_one_line(ft_python: str, racy
     assert result.stderr.splitlines() == [
         "warning: nogil-toolkit guard: NOGIL_MODE=serialize needs PYTHON_GIL=0 (or -X gil=0) when Python starts "
         "(nogil-toolkit run --mode serialize sets it); without it the first module that needs the GIL turns it on"]
+
+
+def test_what_a_locked_type_looks_like(ft_python: str, racy_module: Modules, cache: Path) -> None:
+    """Each kind of C entry point of a heap type is replaced by its Python form, which behaves
+    as the original did."""
+    result = run_guarded(ft_python, """
+import json, racy
+T = racy.Counter
+kinds = {name: type(vars(T)[name]).__name__ for name in ("add", "make", "bump", "__call__", "count", "value")}
+counter = T.make()
+counter.add(); counter()
+counter.value = 40
+counter.value += 1
+print(json.dumps({"kinds": kinds, "count": counter.count, "bump": T.bump(), "made": type(counter) is T,
+                  "new": type(vars(T)["__new__"]).__name__, "frozen": type(vars(racy.Frozen)["__new__"]).__name__}))
+""", mode="serialize", modules=racy_module, cache=cache, env={"PYTHON_GIL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.data == {"kinds": {"add": "function", "make": "classmethod", "bump": "staticmethod",
+                                     "__call__": "function", "count": "property", "value": "property"},
+                           "count": 41, "bump": 2, "made": True,
+                           "new": "builtin_function_or_method", "frozen": "builtin_function_or_method"}

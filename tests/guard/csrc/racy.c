@@ -8,10 +8,13 @@
  * - add(): the module's global counter (a module function);
  * - Counter().add() and Counter()() / Counter.__call__: the instance's count (a method and a
  *   dunder slot of a heap type, which serialize can lock);
+ * - Counter.make() (a class method) and Counter.bump() (a static method): the global counter;
+ * - Counter().value: the instance's count as a C member (read and written without a call);
  * - total(), reset(): read and clear the global counter;
  * - call(f): calls f() from inside the extension, so a test can re-enter it;
  * - Frozen: a static type, which serialize cannot lock (its coverage line must name it). */
 #include <Python.h>
+#include <stddef.h>
 
 static long counter;
 static volatile long sink;
@@ -56,11 +59,25 @@ static PyObject *counter_count(PyObject *self, void *closure) {
     return PyLong_FromLong(((CounterObject *)self)->count);
 }
 
-static PyMethodDef counter_methods[] = {{"add", counter_add, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyObject *counter_make(PyObject *cls, PyObject *unused) {
+    bump(&counter);
+    return PyObject_CallNoArgs(cls);
+}
+
+static PyObject *counter_bump(PyObject *unused, PyObject *unused2) { return add(NULL, NULL); }
+
+static PyMethodDef counter_methods[] = {
+    {"add", counter_add, METH_NOARGS, NULL},
+    {"make", counter_make, METH_CLASS | METH_NOARGS, NULL},
+    {"bump", counter_bump, METH_STATIC | METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static PyMemberDef counter_members[] = {{"value", Py_T_LONG, offsetof(CounterObject, count), 0, NULL}, {NULL}};
 static PyGetSetDef counter_getset[] = {{"count", counter_count, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL, NULL}};
 static PyType_Slot counter_slots[] = {
     {Py_tp_methods, counter_methods},
     {Py_tp_getset, counter_getset},
+    {Py_tp_members, counter_members},
     {Py_tp_call, counter_call},
     {Py_tp_new, PyType_GenericNew},
     {0, NULL},
