@@ -81,11 +81,11 @@ def serialize_module(module: ModuleType) -> Coverage:
     coverage = Coverage(name)
     # __name__, __spec__, __loader__ ...: the import system's attributes, not the extension's.
     attributes = [(a, v) for a, v in vars(module).items() if not (a.startswith("__") and a.endswith("__"))]
-    for attribute, value in attributes:
-        if isinstance(value, type) and _defined_by(value, name):
-            locked, problems = _serialize_type(value)
-            coverage.types += locked
-            coverage.not_covered.extend(problems)
+    own_types = {id(v): v for _, v in attributes if isinstance(v, type) and _defined_by(v, name)}  # once per alias
+    for cls in own_types.values():
+        locked, problems = _serialize_type(cls)
+        coverage.types += locked
+        coverage.not_covered.extend(problems)
     for attribute, value in attributes:
         where = f"{name}.{attribute}"
         if isinstance(value, BuiltinFunctionType) and value.__self__ is module:
@@ -117,7 +117,9 @@ def _defined_by(cls: type, module: str) -> bool:
 
 
 def _serialize_type(cls: type) -> tuple[bool, list[str]]:
-    """Lock the C entry points of ``cls``: (whether it could be changed, what stays unlocked)."""
+    """Lock the C entry points of ``cls``: (whether any were locked, what stays unlocked). A
+    type with no C code of its own (an exception class made by ``PyErr_NewException``) is
+    neither locked nor a gap."""
     where = f"{cls.__module__}.{cls.__qualname__}"
     if not cls.__flags__ & _HEAPTYPE:
         return False, [f"static type {where}"]
@@ -128,13 +130,13 @@ def _serialize_type(cls: type) -> tuple[bool, list[str]]:
         if cls in _wrapped_types:  # a second module object of the same extension
             return True, problems
         _wrapped_types.add(cls)
+    locked = False
     for attribute, value in list(vars(cls).items()):
-        if attribute in _NEVER_WRAPPED:
-            continue
-        replacement = _locked_attribute(value)
+        replacement = None if attribute in _NEVER_WRAPPED else _locked_attribute(value)
         if replacement is not None:
             setattr(cls, attribute, replacement)
-    return True, problems
+            locked = True
+    return locked, problems
 
 
 def _locked_attribute(value: Any) -> Any:
