@@ -87,21 +87,43 @@ def serialize_module(module: ModuleType) -> Coverage:
         coverage.types += locked
         coverage.not_covered.extend(problems)
     for attribute, value in attributes:
-        where = f"{name}.{attribute}"
-        if isinstance(value, BuiltinFunctionType) and value.__self__ is module:
+        if _is_c_function(value, module):
             setattr(module, attribute, _locked_function(value))
             coverage.functions += 1
-        elif isinstance(value, (type, _PLAIN_DATA, ModuleType, FunctionType)) or _is_covered(value):
-            continue
-        elif type(value).__name__ == "PyCapsule":
-            coverage.not_covered.append(f"capsule {where} (other extensions call its C API directly)")
-        elif _is_buffer(value):
-            coverage.not_covered.append(f"buffer {where}")
-        elif callable(value):
-            coverage.not_covered.append(f"callable {where} ({type(value).__name__})")
-        elif not isinstance(value, (dict, list, set)):
-            coverage.not_covered.append(f"object {where} ({type(value).__name__})")
+        else:
+            gap = _gap(value)
+            if gap:
+                coverage.not_covered.append(f"{gap} {name}.{attribute}")
     return coverage
+
+
+def _is_c_function(value: Any, module: ModuleType) -> bool:
+    """A function the extension implements in C: a builtin function that belongs to it (bound to
+    the module, or to nothing, as Cython's internal ones are), or a Cython function (a C object
+    with ``__code__``, whose type Cython shares between modules) whose module is this one."""
+    if isinstance(value, BuiltinFunctionType):
+        return value.__self__ is module or value.__self__ is None
+    return _is_cython_function(value) and getattr(value, "__module__", None) == module.__name__
+
+
+def _gap(value: Any) -> str | None:
+    """How to name a module attribute that is C code or C memory nothing locks, or None.
+
+    Not named: data Python owns (its containers and scalars), Python functions and objects of
+    Python classes (their code is not the extension's), another module's functions, and
+    objects of the extension's own types (locked with the type, or named as the type)."""
+    if isinstance(value, (type, ModuleType, FunctionType, dict, list, set, *_PLAIN_DATA)) or _is_covered(value):
+        return None
+    kind = type(value)
+    if kind.__name__ == "PyCapsule":
+        return "capsule"  # other extensions call its C API directly
+    if _is_buffer(value):
+        return "buffer"
+    if kind.__flags__ & _HEAPTYPE or kind.__module__ == getattr(value, "__module__", None):
+        return None
+    if isinstance(value, BuiltinFunctionType):
+        return None if isinstance(value.__self__, ModuleType) else "bound method"
+    return f"callable ({kind.__name__})" if callable(value) else None
 
 
 def _defined_by(cls: type, module: str) -> bool:
@@ -125,7 +147,10 @@ def _serialize_type(cls: type) -> tuple[bool, list[str]]:
         return False, [f"static type {where}"]
     if cls.__flags__ & _IMMUTABLETYPE:
         return False, [f"immutable type {where}"]
-    problems = [f"{where}.{a}" for a in ("__new__", "__buffer__") if a in vars(cls)]
+    # A C __new__ (tp_new) sits in the dictionary as a builtin; a Cython class's __new__ is a
+    # Cython function and is locked like its other methods.
+    problems = [f"{where}.__new__"] if isinstance(vars(cls).get("__new__"), BuiltinFunctionType) else []
+    problems += [f"{where}.__buffer__"] if "__buffer__" in vars(cls) else []
     with _wrapped_lock:
         if cls in _wrapped_types:  # a second module object of the same extension
             return True, problems
@@ -140,16 +165,26 @@ def _serialize_type(cls: type) -> tuple[bool, list[str]]:
 
 
 def _locked_attribute(value: Any) -> Any:
-    """The locked stand-in for one C descriptor of a type's dictionary, or None (not C code)."""
-    if isinstance(value, (MethodDescriptorType, WrapperDescriptorType)):
+    """The locked stand-in for one C entry of a type's dictionary, or None (not C code)."""
+    if isinstance(value, BuiltinFunctionType):  # does not bind as a method: neither may its stand-in
+        return staticmethod(_locked_function(value))
+    if isinstance(value, (MethodDescriptorType, WrapperDescriptorType)) or _is_cython_function(value):
         return _locked_function(value)
     if isinstance(value, ClassMethodDescriptorType):
         return classmethod(_locked_function(_unbound_classmethod(value)))
-    if isinstance(value, staticmethod) and isinstance(value.__func__, BuiltinFunctionType):
-        return staticmethod(_locked_function(value.__func__))
+    if isinstance(value, (staticmethod, classmethod)) and (isinstance(value.__func__, BuiltinFunctionType)
+                                                          or _is_cython_function(value.__func__)):
+        return type(value)(_locked_function(value.__func__))
     if isinstance(value, (GetSetDescriptorType, MemberDescriptorType)):
         return _locked_property(value)
     return None
+
+
+def _is_cython_function(value: Any) -> bool:
+    """A function implemented in C that looks like a Python one (it has ``__code__`` and binds
+    as a method): Cython's ``cython_function_or_method`` and its fused variant."""
+    return (callable(value) and not isinstance(value, (type, FunctionType, BuiltinFunctionType))
+            and hasattr(value, "__code__") and not _is_covered(value))
 
 
 def _unbound_classmethod(descriptor: Any) -> Callable[..., Any]:
@@ -205,13 +240,8 @@ def _locked_property(descriptor: Any) -> property:
 
 
 def _is_covered(value: Any) -> bool:
-    """A module attribute whose calls are locked already (a wrapper, an instance of a type
-    whose methods were locked), or that is not the extension's code (another module's
-    function)."""
-    if getattr(value, "__nogil_serialized__", False) is True or type(value) in _wrapped_types:
-        return True
-    owner = getattr(value, "__self__", None)
-    return isinstance(value, BuiltinFunctionType) and isinstance(owner, ModuleType)
+    """A wrapper made here, or an instance of a type whose methods were locked."""
+    return getattr(value, "__nogil_serialized__", False) is True or type(value) in _wrapped_types
 
 
 def _is_buffer(value: Any) -> bool:
