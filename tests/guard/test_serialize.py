@@ -12,12 +12,13 @@ import pytest
 from guard_support import Modules, build_module, run_guarded
 
 from nogil_toolkit.main_run import guard_environment
-from support import REPO
+from support import REPO, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
 SRC = REPO / "src"
 RACY = Path(__file__).parent / "csrc" / "racy.c"
+CYRACY = Path(__file__).parent / "csrc" / "cyracy.pyx"
 COVERAGE = "nogil_toolkit.guard.SerializeCoverageWarning"
 THREADS, CALLS, ROUNDS = 16, 1000, 4
 
@@ -185,3 +186,35 @@ print(json.dumps({"kinds": kinds, "count": counter.count, "bump": T.bump(), "mad
                                      "__call__": "function", "count": "property", "value": "property"},
                            "count": 41, "bump": 2, "made": True,
                            "new": "builtin_function_or_method", "frozen": "builtin_function_or_method"}
+
+
+@pytest.fixture(scope="session")
+def cython_module(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Modules:
+    """``cyracy.pyx`` compiled with a pinned Cython for the free-threaded interpreter."""
+    folder = tmp_path_factory.mktemp("cython-module")
+    venv = make_venv(ft_python, folder / "venv")
+    run([venv, "-m", "pip", "install", "-q", "--only-binary=:all:", "cython==3.1.4"])
+    run([venv, "-m", "cython", "-3", "-o", folder / "cyracy.c", CYRACY])
+    include = run([ft_python, "-c", "import sysconfig; print(sysconfig.get_path('include'))"]).stdout.strip()
+    run(["gcc", "-shared", "-fPIC", "-O1", f"-I{include}", "-o", folder / f"cyracy{ft_abi[1]}", folder / "cyracy.c"])
+    return Modules(folder, ft_abi[1])
+
+
+def test_cython_functions_and_classes_are_locked(ft_python: str, cython_module: Modules, cache: Path) -> None:
+    result = run_guarded(ft_python, """
+import json, sys
+import cyracy
+P = cyracy.Plain
+print(json.dumps({
+    "add": [type(cyracy.add).__name__, type(cyracy.add.__wrapped__).__name__, cyracy.add(), cyracy.add()],
+    "plain": {name: type(vars(P)[name]).__name__ for name in ("method", "make", "helper")},
+    "calls": [P().method(), type(P.make()).__name__, P.helper(), cyracy.Extension().method()],
+    "static": type(vars(cyracy.Extension)["method"]).__name__, "gil": sys._is_gil_enabled()}))
+""", mode="serialize", modules=cython_module, cache=cache, env={"PYTHON_GIL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.data == {"add": ["function", "cython_function_or_method", 1, 2],
+                           "plain": {"method": "function", "make": "classmethod", "helper": "staticmethod"},
+                           "calls": [1, "Plain", 2, 3], "static": "cython_function_or_method", "gil": False}
+    # The functions: add() and the unpickling helper Cython writes for the cdef class.
+    assert result.stderr.strip().endswith("SerializeCoverageWarning: serialize: cyracy: 2 functions and 1 type "
+                                          "locked; not covered: static type cyracy.Extension")
