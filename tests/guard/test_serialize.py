@@ -207,13 +207,13 @@ import cyracy
 P = cyracy.Plain
 print(json.dumps({
     "add": [type(cyracy.add).__name__, type(cyracy.add.__wrapped__).__name__, cyracy.add(), cyracy.add()],
-    "plain": {name: type(vars(P)[name]).__name__ for name in ("method", "make", "helper")},
+    "plain": {name: type(vars(P)[name]).__name__ for name in ("__new__", "method", "make", "helper")},
     "calls": [P().method(), type(P.make()).__name__, P.helper(), cyracy.Extension().method()],
     "static": type(vars(cyracy.Extension)["method"]).__name__, "gil": sys._is_gil_enabled()}))
 """, mode="serialize", modules=cython_module, cache=cache, env={"PYTHON_GIL": "0"})
     assert result.returncode == 0, result.stderr
     assert result.data == {"add": ["function", "cython_function_or_method", 1, 2],
-                           "plain": {"method": "function", "make": "classmethod", "helper": "staticmethod"},
+                           "plain": {"__new__": "staticmethod", "method": "function", "make": "classmethod", "helper": "staticmethod"},
                            "calls": [1, "Plain", 2, 3], "static": "cython_function_or_method", "gil": False}
     # The functions: add() and the unpickling helper Cython writes for the cdef class.
     assert result.stderr.strip().endswith("SerializeCoverageWarning: serialize: cyracy: 2 functions and 1 type "

@@ -45,9 +45,9 @@ hold it around code that touches such a module's state from outside, for example
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 _IMMUTABLETYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
-_NEVER_WRAPPED = frozenset({"__dict__", "__weakref__", "__new__", "__buffer__", "__release_buffer__"})
+_NEVER_WRAPPED = frozenset({"__dict__", "__weakref__", "__buffer__", "__release_buffer__"})
 """Type attributes that are CPython's own (``__dict__``, ``__weakref__``) or that cannot be
-locked (the others, named in the coverage line when the type defines them)."""
+locked (the buffer protocol, named in the coverage line when the type defines it)."""
 _PLAIN_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
 """Module attribute values the extension cannot change behind Python's back: not named."""
 
@@ -157,7 +157,12 @@ def _serialize_type(cls: type) -> tuple[bool, list[str]]:
         _wrapped_types.add(cls)
     locked = False
     for attribute, value in list(vars(cls).items()):
-        replacement = None if attribute in _NEVER_WRAPPED else _locked_attribute(value)
+        if attribute in _NEVER_WRAPPED or attribute == "__new__" and isinstance(value, BuiltinFunctionType):
+            continue
+        if attribute == "__new__" and _is_cython_function(value):
+            replacement: Any = staticmethod(_locked_function(value))  # CPython calls __new__ unbound
+        else:
+            replacement = _locked_attribute(value)
         if replacement is not None:
             setattr(cls, attribute, replacement)
             locked = True
