@@ -11,20 +11,22 @@ import) and that Python code may call the extension again on the same thread.
 
 What is wrapped, after the module has been executed (its attributes are final then):
 
-- its functions: each ``builtin_function_or_method`` whose ``__self__`` is the module becomes a
-  Python function with the same name, module and docstring (:func:`functools.wraps`) that calls
-  the original under the lock;
-- the types it defines, when they are heap types that allow attributes to be set: their C
-  methods, class methods, dunder slots (setting ``__add__`` on a heap type points its C slot at
-  the new function, so ``a + b`` is locked as well as ``a.__add__(b)``), and C attributes
+- its functions: its ``builtin_function_or_method`` attributes and Cython's
+  ``cython_function_or_method`` ones become Python functions with the same name, module and
+  docstring (:func:`functools.wraps`) that call the original under the lock;
+- the types it defines, when they are heap types that allow attributes to be set (C types made
+  with ``PyType_FromSpec``, the Python classes of a Cython module): their C and Cython methods,
+  class and static methods, dunder slots (setting ``__add__`` on a heap type points its C slot
+  at the new function, so ``a + b`` is locked as well as ``a.__add__(b)``), and C attributes
   (getset and member descriptors, as properties).
 
 What cannot be wrapped is named, once per module, in its coverage line
-(:class:`~nogil_toolkit.guard.errors.SerializeCoverageWarning`): static types and immutable
-heap types (``setattr`` is refused), ``__new__`` (CPython refuses a replaced ``__new__`` that
-calls the C one: "X.__new__(X) is not safe"), the buffer protocol (the memory is used after
-the call returns), capsules (other extensions call that C API directly), and other module
-attributes that are neither callables nor plain data.
+(:class:`~nogil_toolkit.guard.errors.SerializeCoverageWarning`): static types (Cython's
+``cdef class`` among them) and immutable heap types (``setattr`` is refused), a C type's own
+``__new__`` (CPython refuses a replaced ``__new__`` that calls the C one: "X.__new__(X) is not
+safe"), the buffer protocol (the memory is used after the call returns), capsules (other
+extensions call that C API directly), methods bound to C objects and callable objects of
+other C types (a ``functools.partial`` of one of its functions, say).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from types import (BuiltinFunctionType, ClassMethodDescriptorType, FunctionType,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Collection
 
 EXTENSION_LOCK = _thread.RLock()
 """The one lock every call into a serialized module holds (exposed so that an application can
@@ -74,15 +76,14 @@ class Coverage:
 
 
 def serialize_module(module: ModuleType) -> Coverage:
-    """Put every entry point of ``module`` that can be replaced under :data:`EXTENSION_LOCK`.
-
-    Types first, so that module-level instances of a type it locked count as covered."""
+    """Put every entry point of ``module`` that can be replaced under :data:`EXTENSION_LOCK`."""
     name = module.__name__
     coverage = Coverage(name)
     # __name__, __spec__, __loader__ ...: the import system's attributes, not the extension's.
     attributes = [(a, v) for a, v in vars(module).items() if not (a.startswith("__") and a.endswith("__"))]
-    own_types = {id(v): v for _, v in attributes if isinstance(v, type) and _defined_by(v, name)}  # once per alias
-    for cls in own_types.values():
+    # In the module's order (the coverage line's order), each type once even if it has aliases.
+    own_types = dict.fromkeys(v for _, v in attributes if isinstance(v, type) and _defined_by(v, name))
+    for cls in own_types:
         locked, problems = _serialize_type(cls)
         coverage.types += locked
         coverage.not_covered.extend(problems)
@@ -91,7 +92,7 @@ def serialize_module(module: ModuleType) -> Coverage:
             setattr(module, attribute, _locked_function(value))
             coverage.functions += 1
         else:
-            gap = _gap(value)
+            gap = _gap(value, own_types)
             if gap:
                 coverage.not_covered.append(f"{gap} {name}.{attribute}")
     return coverage
@@ -106,20 +107,21 @@ def _is_c_function(value: Any, module: ModuleType) -> bool:
     return _is_cython_function(value) and getattr(value, "__module__", None) == module.__name__
 
 
-def _gap(value: Any) -> str | None:
+def _gap(value: Any, own_types: Collection[type]) -> str | None:
     """How to name a module attribute that is C code or C memory nothing locks, or None.
 
     Not named: data Python owns (its containers and scalars), Python functions and objects of
-    Python classes (their code is not the extension's), another module's functions, and
-    objects of the extension's own types (locked with the type, or named as the type)."""
-    if isinstance(value, (type, ModuleType, FunctionType, dict, list, set, *_PLAIN_DATA)) or _is_covered(value):
-        return None
+    heap types (Python classes, whose code is not the extension's, other modules' Cython
+    functions, locked in their own module if it is undeclared), another module's functions,
+    and objects of the extension's own types (locked with the type, or named as the type)."""
     kind = type(value)
+    if isinstance(value, (type, ModuleType, FunctionType, dict, list, set, *_PLAIN_DATA)) or kind in own_types:
+        return None
     if kind.__name__ == "PyCapsule":
         return "capsule"  # other extensions call its C API directly
     if _is_buffer(value):
         return "buffer"
-    if kind.__flags__ & _HEAPTYPE or kind.__module__ == getattr(value, "__module__", None):
+    if kind.__flags__ & _HEAPTYPE:
         return None
     if isinstance(value, BuiltinFunctionType):
         return None if isinstance(value.__self__, ModuleType) else "bound method"
@@ -189,7 +191,7 @@ def _is_cython_function(value: Any) -> bool:
     """A function implemented in C that looks like a Python one (it has ``__code__`` and binds
     as a method): Cython's ``cython_function_or_method`` and its fused variant."""
     return (callable(value) and not isinstance(value, (type, FunctionType, BuiltinFunctionType))
-            and hasattr(value, "__code__") and not _is_covered(value))
+            and hasattr(value, "__code__"))
 
 
 def _unbound_classmethod(descriptor: Any) -> Callable[..., Any]:
@@ -205,8 +207,9 @@ def _unbound_classmethod(descriptor: Any) -> Callable[..., Any]:
 
 def _locked_function(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` under the lock. A Python function, so that in a type's dictionary it binds
-    like a method; :func:`functools.wraps` keeps its name, module and docstring (and
-    ``__wrapped__`` leads to the original)."""
+    like the method descriptor or Cython function it replaces (builtins, which do not bind, are
+    put there as static methods); :func:`functools.wraps` keeps its name, module and docstring,
+    and ``__wrapped__`` leads to the original."""
     from functools import wraps
 
     # The bound methods, not ``with EXTENSION_LOCK``: on 3.13t (no specialising interpreter)
@@ -221,7 +224,6 @@ def _locked_function(function: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             release()
 
-    locked.__nogil_serialized__ = True  # type: ignore[attr-defined]
     return locked
 
 
@@ -242,11 +244,6 @@ def _locked_property(descriptor: Any) -> property:
             descriptor.__delete__(obj)
 
     return property(get, set_, delete, descriptor.__doc__)
-
-
-def _is_covered(value: Any) -> bool:
-    """A wrapper made here, or an instance of a type whose methods were locked."""
-    return getattr(value, "__nogil_serialized__", False) is True or type(value) in _wrapped_types
 
 
 def _is_buffer(value: Any) -> bool:
