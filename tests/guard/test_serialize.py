@@ -71,6 +71,13 @@ def racy_module(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytes
     return Modules(folder, ft_abi[1])
 
 
+@pytest.fixture(scope="session")
+def single_phase_racy(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Modules:
+    folder = tmp_path_factory.mktemp("racy-single-phase")
+    build_module(ft_python, "racy", folder, ft_abi[1], declare=False, source=RACY, defines=["SINGLE_PHASE"])
+    return Modules(folder, ft_abi[1])
+
+
 def test_unsafe_nogil_loses_updates(ft_python: str, racy_module: Modules, cache: Path) -> None:
     """The fixture really races: without a lock every round loses updates on every entry point."""
     result = run_guarded(ft_python, HAMMER, mode="unsafe-nogil", modules=racy_module, cache=cache,
@@ -92,6 +99,24 @@ def test_serialize_loses_no_update(ft_python: str, racy_module: Modules, cache: 
     assert len(lines) == 1, result.stderr
     assert lines[0].endswith("SerializeCoverageWarning: serialize: racy: 4 functions and 1 type locked; "
                              "not covered: racy.Counter.__new__, static type racy.Frozen")
+
+
+def test_single_phase_modules_and_explicit_loaders_are_locked(ft_python: str, single_phase_racy: Modules,
+                                                               cache: Path) -> None:
+    """A single-phase module is complete when create_dynamic returns; an explicit
+    ExtensionFileLoader loads it past the import system: both are locked."""
+    code = HAMMER.replace("import racy\n", f"""
+import importlib.machinery, importlib.util
+path = {str(single_phase_racy.path("racy"))!r}
+loader = importlib.machinery.ExtensionFileLoader("racy", path)
+spec = importlib.util.spec_from_file_location("racy", path, loader=loader)
+racy = importlib.util.module_from_spec(spec)
+loader.exec_module(racy)
+""")
+    result = run_guarded(ft_python, code, mode="serialize", modules=None, cache=cache, env={"PYTHON_GIL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.data == {"counts": {entry: [EXPECTED] * ROUNDS for entry in ENTRIES}, "gil": False}
+    assert "serialize: racy: 4 functions and 1 type locked" in result.stderr
 
 
 def test_a_callback_that_re_enters_the_extension_does_not_deadlock(ft_python: str, racy_module: Modules,

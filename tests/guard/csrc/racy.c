@@ -12,7 +12,10 @@
  * - Counter().value: the instance's count as a C member (read and written without a call);
  * - total(), reset(): read and clear the global counter;
  * - call(f): calls f() from inside the extension, so a test can re-enter it;
- * - Frozen: a static type, which serialize cannot lock (its coverage line must name it). */
+ * - Frozen: a static type, which serialize cannot lock (its coverage line must name it).
+ *
+ * Multi-phase init by default; with -DSINGLE_PHASE, PyInit_racy creates and fills the module
+ * itself (the form whose module is complete when _imp.create_dynamic returns). */
 #include <Python.h>
 #include <stddef.h>
 
@@ -111,7 +114,17 @@ static int exec_module(PyObject *module) {
     return PyModule_AddObjectRef(module, "Frozen", (PyObject *)&FrozenType);
 }
 
+#ifdef SINGLE_PHASE
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "racy", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit_racy(void) {
+    PyObject *module = PyModule_Create(&def);
+    if (module != NULL && exec_module(module) < 0) Py_CLEAR(module);
+    return module;
+}
+#else
 static PyModuleDef_Slot slots[] = {{Py_mod_exec, exec_module}, {0, NULL}};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "racy", NULL, 0, methods, slots, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit_racy(void) { return PyModuleDef_Init(&def); }
+#endif
