@@ -6,13 +6,16 @@ coverage line names what could not be locked."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from guard_support import Modules, build_module, run_guarded
 
 from nogil_toolkit.main_run import guard_environment
-from support import REPO, make_venv, run
+from support import REPO, clean_env, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -164,6 +167,18 @@ def test_w_filters_the_coverage_line_by_category_and_module(ft_python: str, guar
     one = run_guarded(ft_python, code, args=["-W", f"ignore::{COVERAGE}:racy"], **base)  # type: ignore[arg-type]
     assert "serialize: racy:" not in one.stderr
     assert "serialize: legacy_a:" in one.stderr and "serialize: legacy_b:" in one.stderr
+
+
+def test_the_launcher_runs_a_command_in_serialize_mode(ft_python: str, racy_module: Modules, cache: Path) -> None:
+    env = clean_env(NOGIL_TOOLKIT_CACHE=str(cache), PYTHONPATH=str(racy_module.folder), PYTHON_GIL="1")
+    env.pop("NOGIL_MODE", None)
+    code = ("import json, os, sys, racy; print(json.dumps([os.environ['NOGIL_MODE'], os.environ['PYTHON_GIL'], "
+            "hasattr(racy.add, '__wrapped__'), sys._is_gil_enabled()]))")
+    done = subprocess.run([sys.executable, "-m", "nogil_toolkit", "run", "--no-project", "--mode", "serialize", "--",
+                           ft_python, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["serialize", "0", True, False]
+    assert "SerializeCoverageWarning: serialize: racy:" in done.stderr
 
 
 def test_install_in_process_and_the_environment_the_launcher_sets(ft_python: str, racy_module: Modules,
