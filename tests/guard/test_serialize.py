@@ -139,22 +139,24 @@ print(json.dumps({"total": racy.total(), "wrapped": hasattr(racy.call, "__wrappe
     assert result.data == {"total": 3 * EXPECTED, "wrapped": True}
 
 
-def test_declared_modules_are_never_wrapped(ft_python: str, guard_modules: Modules, cache: Path) -> None:
+def test_declared_and_allowed_modules_are_never_wrapped(ft_python: str, guard_modules: Modules, cache: Path) -> None:
     result = run_guarded(ft_python, """
-import json, sys, types, warnings
+import json, sys, warnings
 warnings.simplefilter("always")
-import declared, legacy_a
+import declared, legacy_a, legacy_b
 print(json.dumps({
     "declared": type(declared.answer).__name__, "legacy": type(legacy_a.answer).__name__,
+    "allowed": type(legacy_b.answer).__name__,
     "original": type(legacy_a.answer.__wrapped__).__name__, "name": legacy_a.answer.__name__,
     "answers": [declared.answer(), legacy_a.answer()], "gil": sys._is_gil_enabled()}))
-""", mode="serialize", modules=guard_modules, cache=cache, env={"PYTHON_GIL": "0"})
+""", mode="serialize", modules=guard_modules, cache=cache, env={"PYTHON_GIL": "0", "NOGIL_ALLOW": "legacy_b=audited"})
     assert result.returncode == 0, result.stderr
     assert result.data == {"declared": "builtin_function_or_method", "legacy": "function",
+                           "allowed": "builtin_function_or_method",
                            "original": "builtin_function_or_method", "name": "answer", "answers": [42, 42],
                            "gil": False}
     assert "serialize: legacy_a: 1 function and 0 types locked; all covered" in result.stderr
-    assert "declared" not in result.stderr
+    assert "declared" not in result.stderr and "legacy_b" not in result.stderr
 
 
 def test_w_filters_the_coverage_line_by_category_and_module(ft_python: str, guard_modules: Modules,

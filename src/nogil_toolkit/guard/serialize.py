@@ -166,7 +166,11 @@ def _serialize_type(cls: type) -> tuple[bool, list[str]]:
         else:
             replacement = _locked_attribute(value)
         if replacement is not None:
-            setattr(cls, attribute, replacement)
+            try:
+                setattr(cls, attribute, replacement)
+            except (TypeError, AttributeError):  # a metaclass that refuses it: a gap, not a failed import
+                problems.append(f"{where}.{attribute}")
+                continue
             locked = True
     return locked, problems
 
