@@ -50,19 +50,21 @@ import racy
 
 threads, work, every, calls = (int(a) for a in sys.argv[1:5])
 
-def spin():
+def spin(work, every, call):
+    # Locals only: on 3.13t two threads touching the same global objects (an int, a module)
+    # contend on their reference counts, which would hide the scaling being measured.
     total = 0
     for i in range(work):
         total += i * i % 7
         if i % every == 0:
-            racy.total()
+            call()
     return total
 
 def parallel():
     barrier = threading.Barrier(threads + 1)
     def run():
         barrier.wait()
-        spin()
+        spin(work, every, racy.total)
     pool = [threading.Thread(target=run) for _ in range(threads)]
     for thread in pool:
         thread.start()
