@@ -12,7 +12,9 @@
  * - Counter().value: the instance's count as a C member (read and written without a call);
  * - total(), reset(): read and clear the global counter;
  * - call(f): calls f() from inside the extension, so a test can re-enter it;
- * - Frozen: a static type, which serialize cannot lock (its coverage line must name it).
+ * - what serialize cannot lock, which its coverage line must name: Frozen, a static type;
+ *   _C_API, a capsule; buffer, a memoryview of C memory; bound_add, a method bound to a
+ *   Counter before the guard saw the module.
  *
  * Multi-phase init by default; with -DSINGLE_PHASE, PyInit_racy creates and fills the module
  * itself (the form whose module is complete when _imp.create_dynamic returns). */
@@ -21,6 +23,7 @@
 
 static long counter;
 static volatile long sink;
+static char memory[16];
 
 /* Between the read and the write: long enough that another thread gets in. */
 static void widen(void) {
@@ -109,9 +112,16 @@ static int exec_module(PyObject *module) {
         Py_XDECREF(type);
         return -1;
     }
-    Py_DECREF(type);
-    if (PyType_Ready(&FrozenType) < 0) return -1;
-    return PyModule_AddObjectRef(module, "Frozen", (PyObject *)&FrozenType);
+    Py_DECREF(type);  /* the module holds it */
+    if (PyType_Ready(&FrozenType) < 0 || PyModule_AddObjectRef(module, "Frozen", (PyObject *)&FrozenType) < 0)
+        return -1;
+    if (PyModule_Add(module, "_C_API", PyCapsule_New(&counter, "racy._C_API", NULL)) < 0) return -1;
+    if (PyModule_Add(module, "buffer", PyMemoryView_FromMemory(memory, sizeof memory, PyBUF_WRITE)) < 0) return -1;
+    PyObject *instance = PyObject_CallNoArgs(type);
+    if (instance == NULL) return -1;
+    int added = PyModule_Add(module, "bound_add", PyObject_GetAttrString(instance, "add"));
+    Py_DECREF(instance);
+    return added;
 }
 
 #ifdef SINGLE_PHASE
