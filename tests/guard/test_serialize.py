@@ -101,7 +101,8 @@ def test_serialize_loses_no_update(ft_python: str, racy_module: Modules, cache: 
     lines = [line for line in result.stderr.splitlines() if "SerializeCoverageWarning" in line]
     assert len(lines) == 1, result.stderr
     assert lines[0].endswith("SerializeCoverageWarning: serialize: racy: 4 functions and 1 type locked; "
-                             "not covered: racy.Counter.__new__, static type racy.Frozen, capsule racy._C_API, "
+                             "not covered: racy.Counter.__new__, immutable type racy.Sealed, static type racy.Frozen, "
+                             "capsule racy._C_API, "
                              "buffer racy.buffer, bound method racy.bound_add")
 
 

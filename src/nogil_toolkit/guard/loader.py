@@ -127,9 +127,13 @@ class _Guard:
             self._to_serialize.discard(module)
         from nogil_toolkit.guard.serialize import serialize_module
 
-        coverage = serialize_module(module)
         path = getattr(getattr(module, "__spec__", None), "origin", None) or module.__name__
-        _warn(coverage.message(), SerializeCoverageWarning, module.__name__, path)
+        try:
+            message = serialize_module(module).message()
+        except Exception as exc:  # an object the wrapper did not foresee: said, not an import failure
+            message = (f"serialize: {module.__name__}: locking stopped half-way, some entry points are not covered "
+                       f"({type(exc).__name__}: {exc})")
+        _warn(message, SerializeCoverageWarning, module.__name__, path)
 
     def watch(self, name: str, path: str, decision: Decision, args: tuple[Any, ...], spec: Any) -> Any:
         """Load, and report the GIL being turned on for good by this load or one beside it.

@@ -84,7 +84,7 @@ def serialize_module(module: ModuleType) -> Coverage:
     # In the module's order (the coverage line's order), each type once even if it has aliases.
     own_types = dict.fromkeys(v for _, v in attributes if isinstance(v, type) and _defined_by(v, name))
     for cls in own_types:
-        locked, problems = _serialize_type(cls)
+        locked, problems = _serialize_type(cls, name)
         coverage.types += locked
         coverage.not_covered.extend(problems)
     for attribute, value in attributes:
@@ -131,20 +131,21 @@ def _gap(value: Any, own_types: Collection[type]) -> str | None:
 def _defined_by(cls: type, module: str) -> bool:
     """Whether ``cls`` is the extension's own type, not one it re-exports. A C type's module
     comes from its ``tp_name``, which may be the full dotted name, the last part, or no dot at
-    all (then CPython says ``builtins``)."""
-    owner = cls.__module__
-    if owner in (module, module.rpartition(".")[2]):
+    all (then a static type says ``builtins`` and a heap type has no ``__module__``)."""
+    owner = getattr(cls, "__module__", None)
+    if owner in (None, module, module.rpartition(".")[2]):
         return True
     import builtins
 
     return owner == "builtins" and getattr(builtins, cls.__name__, None) is not cls
 
 
-def _serialize_type(cls: type) -> tuple[bool, list[str]]:
+def _serialize_type(cls: type, module: str) -> tuple[bool, list[str]]:
     """Lock the C entry points of ``cls``: (whether any were locked, what stays unlocked). A
     type with no C code of its own (an exception class made by ``PyErr_NewException``) is
     neither locked nor a gap."""
-    where = f"{cls.__module__}.{cls.__qualname__}"
+    owner = getattr(cls, "__module__", None)
+    where = f"{module if owner in (None, 'builtins') else owner}.{cls.__qualname__}"
     if not cls.__flags__ & _HEAPTYPE:
         return False, [f"static type {where}"]
     if cls.__flags__ & _IMMUTABLETYPE:

@@ -13,6 +13,7 @@
  * - total(), reset(): read and clear the global counter;
  * - call(f): calls f() from inside the extension, so a test can re-enter it;
  * - what serialize cannot lock, which its coverage line must name: Frozen, a static type;
+ *   Sealed, an immutable heap type (whose tp_name has no module part, as some extensions do);
  *   _C_API, a capsule; buffer, a memoryview of C memory; bound_add, a method bound to a
  *   Counter before the guard saw the module.
  *
@@ -90,6 +91,10 @@ static PyType_Slot counter_slots[] = {
 };
 static PyType_Spec counter_spec = {"racy.Counter", sizeof(CounterObject), 0, Py_TPFLAGS_DEFAULT, counter_slots};
 
+static PyType_Slot sealed_slots[] = {{Py_tp_methods, counter_methods}, {0, NULL}};
+static PyType_Spec sealed_spec = {"Sealed", sizeof(CounterObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+                                  sealed_slots};
+
 static PyTypeObject FrozenType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "racy.Frozen",
@@ -113,6 +118,7 @@ static int exec_module(PyObject *module) {
         return -1;
     }
     Py_DECREF(type);  /* the module holds it */
+    if (PyModule_Add(module, "Sealed", PyType_FromModuleAndSpec(module, &sealed_spec, NULL)) < 0) return -1;
     if (PyType_Ready(&FrozenType) < 0 || PyModule_AddObjectRef(module, "Frozen", (PyObject *)&FrozenType) < 0)
         return -1;
     if (PyModule_Add(module, "_C_API", PyCapsule_New(&counter, "racy._C_API", NULL)) < 0) return -1;
