@@ -19,11 +19,14 @@ NOGIL_MODE, read at every start of the environment's interpreter once the hook i
                 fails with nogil_toolkit.guard.GilRequiredImportError, before its code runs
   unsafe-nogil  it loads with the GIL off and one nogil_toolkit.guard.UndeclaredModuleWarning;
                 start Python with PYTHON_GIL=0 as well
+  serialize     it loads with the GIL off, and every call into it holds one process-wide
+                lock; one nogil_toolkit.guard.SerializeCoverageWarning per module says what is
+                locked; start Python with PYTHON_GIL=0 as well
   gil           nothing is checked (start Python with PYTHON_GIL=1 to run with the GIL)
   unset         the hook does nothing (it reads one environment variable)
 NOGIL_ALLOW ('MODULE[=REASON];...') and NOGIL_PROJECT (the project whose [tool.nogil.check]
 applies; default: the current directory) set the policy. A combination that cannot work
-(unsafe-nogil without PYTHON_GIL=0, the GIL already on, an unknown mode) is explained in one
+(unsafe-nogil or serialize without PYTHON_GIL=0, the GIL already on, an unknown mode) is explained in one
 line on stderr.
 
 exit status:
@@ -75,7 +78,7 @@ def _install(args: argparse.Namespace) -> int:
     where = target.site_packages
     info(f"installed the NOGIL_MODE hook in {where}" if changed else f"the NOGIL_MODE hook is already installed in {where}")
     if not target.free_threaded:
-        warning(f"{target.interpreter} runs with the GIL: NOGIL_MODE=nogil or unsafe-nogil will only say so")
+        warning(f"{target.interpreter} runs with the GIL: NOGIL_MODE=nogil, unsafe-nogil or serialize will only say so")
     return EXIT_OK
 
 

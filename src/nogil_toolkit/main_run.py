@@ -10,7 +10,7 @@ and the exit status are the command's own:
   ``sitecustomize``: any interpreter the command starts (``python script.py``, ``python -m
   pkg``, a console script such as ``pytest``, their children) picks it up, as long as it is
   not started with ``-E``/``-I``;
-- ``PYTHON_GIL``: ``0`` for ``unsafe-nogil`` (CPython cannot turn the GIL off once it is on),
+- ``PYTHON_GIL``: ``0`` for ``unsafe-nogil`` and ``serialize`` (CPython cannot turn the GIL off once it is on),
   ``1`` for ``gil``; left as it is for ``nogil``.
 """
 
@@ -26,7 +26,8 @@ from nogil_toolkit.cache import default_cache_dir
 from nogil_toolkit.config import ConfigError, load_config
 from nogil_toolkit.console import EXIT_USAGE, error
 from nogil_toolkit.guard.envhook import run_folder
-from nogil_toolkit.guard.policy import ALLOW_SEPARATOR, MODES, NOGIL, UNSAFE_NOGIL, GIL, PolicyError, parse_allow
+from nogil_toolkit.guard.policy import (ALLOW_SEPARATOR, GIL, MODES, NOGIL, SERIALIZE, UNSAFE_NOGIL, PolicyError,
+                                        parse_allow)
 
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
@@ -37,6 +38,10 @@ modes (what happens when an extension module has not declared it runs without th
                 its code runs (default; a [tool.nogil.check] mode in pyproject.toml may change it)
   unsafe-nogil  it loads with the GIL off (PYTHON_GIL=0 is set) and a one-time
                 nogil_toolkit.guard.UndeclaredModuleWarning names it
+  serialize     it loads with the GIL off (PYTHON_GIL=0 is set) and every call into it holds one
+                process-wide lock, so one thread at a time runs undeclared extensions while
+                the rest runs in parallel; a nogil_toolkit.guard.SerializeCoverageWarning per
+                module says what is locked and what could not be
   gil           nothing is checked; the interpreter runs with the GIL (PYTHON_GIL=1 is set)
 
 exit status:
@@ -49,12 +54,13 @@ examples:
   nogil-toolkit run -- python app.py
   nogil-toolkit run --mode unsafe-nogil -- python -W ignore::nogil_toolkit.guard.UndeclaredModuleWarning app.py
   nogil-toolkit run --allow 'legacy._c=audited, one lock' -- pytest -x
+  nogil-toolkit run --mode serialize -- python app.py
 """
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a command with the import guard (gil / nogil / unsafe-nogil)",
+        "run", help="run a command with the import guard (gil / nogil / unsafe-nogil / serialize)",
         description="Run COMMAND with every extension module it imports checked before it is loaded, in "
                     "every Python process the command starts.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,7 +85,7 @@ def guard_environment(mode: str, allow: Sequence[str], project: str | None, boot
     env["NOGIL_PROJECT"] = project or ""
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(bootstrap)]
     env["PYTHONPATH"] = os.pathsep.join([str(bootstrap), *paths])
-    if mode == UNSAFE_NOGIL:
+    if mode in (UNSAFE_NOGIL, SERIALIZE):
         env["PYTHON_GIL"] = "0"
     elif mode == GIL:
         env["PYTHON_GIL"] = "1"

@@ -27,12 +27,13 @@ class Modules:
         return self.folder / f"{name}{self.suffix}"
 
 
-def build_module(python: str, name: str, out: Path, suffix: str, declare: bool) -> Path:
+def build_module(python: str, name: str, out: Path, suffix: str, declare: bool, source: Path = CSRC,
+                 defines: Sequence[str] = ()) -> Path:
     """One fixture module, compiled by gcc against ``python``'s headers."""
     include = run([python, "-c", "import sysconfig; print(sysconfig.get_path('include'))"]).stdout.strip()
     target = out / f"{name}{suffix}"
-    run(["gcc", "-shared", "-fPIC", "-O1", f"-I{include}", f"-DMODNAME={name}",
-         *(["-DDECLARE_NOT_USED"] if declare else []), "-o", target, CSRC])
+    run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{include}", f"-DMODNAME={name}",
+         *(["-DDECLARE_NOT_USED"] if declare else []), *(f"-D{d}" for d in defines), "-o", target, source])
     return target
 
 

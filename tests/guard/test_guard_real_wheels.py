@@ -97,3 +97,19 @@ print(json.dumps({"spawned": len(spawned), "gil": sys._is_gil_enabled()}))
 """, mode="nogil", modules=None, cache=cache)
     assert result.returncode == 0, result.stderr
     assert result.data == {"spawned": 0, "gil": False}
+
+
+def test_serialize_locks_an_undeclared_module_and_leaves_a_declared_one(wheel_venv: Path, tmp_path: Path) -> None:
+    result = run_guarded(str(wheel_venv), """
+import json, sys
+import google_crc32c, google_crc32c._crc32c as crc, markupsafe._speedups as speedups
+print(json.dumps({"implementation": google_crc32c.implementation, "crc": google_crc32c.value(b"abc"),
+                  "locked": type(crc.value).__name__, "original": type(crc.value.__wrapped__).__name__,
+                  "declared": type(speedups._escape_inner).__name__, "gil": sys._is_gil_enabled()}))
+""", mode="serialize", modules=None, cache=tmp_path / "cache", env={"PYTHON_GIL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.data == {"implementation": "c", "crc": 910901175, "locked": "function",
+                           "original": "builtin_function_or_method", "declared": "builtin_function_or_method",
+                           "gil": False}
+    assert result.stderr.strip().endswith(
+        "SerializeCoverageWarning: serialize: google_crc32c._crc32c: 2 functions and 0 types locked; all covered")

@@ -221,7 +221,7 @@ print(json.dumps({"gil": sys._is_gil_enabled(), "guard": [m for m in sys.modules
 
 
 @pytest.mark.parametrize(("mode", "env", "message"), [
-    ("bogus", {}, "NOGIL_MODE='bogus' is not a mode (expected gil, nogil, unsafe-nogil); the import guard is off"),
+    ("bogus", {}, "NOGIL_MODE='bogus' is not a mode (expected gil, nogil, unsafe-nogil, serialize); the import guard is off"),
     ("unsafe-nogil", {}, "NOGIL_MODE=unsafe-nogil needs PYTHON_GIL=0 (or -X gil=0) when Python starts"),
     ("nogil", {"PYTHON_GIL": "1"}, "NOGIL_MODE=nogil but the GIL is already on (PYTHON_GIL=1 or -X gil=1)"),
     ("gil", {}, "NOGIL_MODE=gil but the GIL is off: start Python with PYTHON_GIL=1"),

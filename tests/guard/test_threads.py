@@ -94,3 +94,19 @@ def test_nogil_threads_are_all_refused_and_declared_modules_load(ft_python: str,
     assert sorted(data["refused"]) == sorted(expected)
     assert data["gil"] is False
     assert len(data["spawned"]) == len(set(data["spawned"]))
+
+
+def test_serialize_threads_lock_each_module_once(ft_python: str, guard_modules: Modules, cache: Path) -> None:
+    result = run_guarded(ft_python, _script(guard_modules) + """
+import declared, legacy_a
+print(json.dumps([type(declared.answer).__name__, type(legacy_a.answer).__name__, legacy_a.answer()]))
+""", mode="serialize", modules=guard_modules, cache=cache, env={"PYTHON_GIL": "0"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.splitlines()[-2])
+    assert data["alive"] == 0 and data["errors"] == [] and data["refused"] == []
+    # One coverage line per undeclared module imported by name (the explicit loads only create
+    # legacy_a, they never execute it); none for declared modules.
+    assert sorted(message.split()[1].rstrip(":") for _, _, message in data["warned"]) == sorted(UNDECLARED)
+    assert {category for category, _, _ in data["warned"]} == {"SerializeCoverageWarning"}
+    assert data["gil"] is False
+    assert result.data == ["builtin_function_or_method", "function", 42]

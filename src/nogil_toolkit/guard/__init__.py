@@ -1,4 +1,5 @@
-"""The runtime guard: the ``gil``, ``nogil`` and ``unsafe-nogil`` modes, enforced at import time.
+"""The runtime guard: the ``gil``, ``nogil``, ``unsafe-nogil`` and ``serialize`` modes, enforced at
+import time.
 
 Free-threaded CPython turns the GIL back on, for good and with one warning, when the first
 extension module that has not declared it runs without the GIL is loaded; ``PYTHON_GIL=0``
@@ -12,6 +13,11 @@ the dynamic loader opens its file, with the same inspection, cache and policy as
 ``unsafe-nogil``
     it loads with the GIL off (the interpreter must start with ``PYTHON_GIL=0``), with one
     :class:`UndeclaredModuleWarning` per module, which ``-W`` and ``PYTHONWARNINGS`` filter.
+``serialize``
+    it loads with the GIL off (``PYTHON_GIL=0`` again), and every call into it runs under one
+    process-wide re-entrant lock (:mod:`.serialize`): its functions, and the methods of the
+    types it defines where the type can be changed. One :class:`SerializeCoverageWarning` per
+    module says what is locked and names what could not be.
 ``gil``
     nothing is checked.
 
@@ -25,12 +31,14 @@ hook ``nogil-toolkit guard install`` puts in an environment, or in-process::
 
 from __future__ import annotations
 
-from nogil_toolkit.guard.errors import GilEnabledWarning, GilRequiredImportError, UndeclaredModuleWarning
+from nogil_toolkit.guard.errors import (GilEnabledWarning, GilRequiredImportError, SerializeCoverageWarning,
+                                        UndeclaredModuleWarning)
 from nogil_toolkit.guard.loader import active_mode, uninstall
-from nogil_toolkit.guard.policy import GIL, MODES, NOGIL, UNSAFE_NOGIL, GuardPolicy
+from nogil_toolkit.guard.policy import GIL, MODES, NOGIL, SERIALIZE, UNSAFE_NOGIL, GuardPolicy
 
-__all__ = ["GIL", "MODES", "NOGIL", "UNSAFE_NOGIL", "GilEnabledWarning", "GilRequiredImportError", "GuardPolicy",
-           "UndeclaredModuleWarning", "active_mode", "install", "uninstall"]
+__all__ = ["GIL", "MODES", "NOGIL", "SERIALIZE", "UNSAFE_NOGIL", "GilEnabledWarning", "GilRequiredImportError",
+           "GuardPolicy", "SerializeCoverageWarning", "UndeclaredModuleWarning", "active_mode", "install",
+           "uninstall"]
 
 
 def install(mode: str, policy: GuardPolicy | None = None, cache_dir: str | None = None) -> None:

@@ -40,3 +40,12 @@ class GilEnabledWarning(RuntimeWarning):
     """An extension module turned the GIL on while it loaded past the guard: one the policy
     allowed, or one whose file said it keeps the GIL off but did not. Emitted once per process
     (the GIL cannot be turned off again), naming the module(s) loading at that moment."""
+
+
+class SerializeCoverageWarning(RuntimeWarning):
+    """``serialize`` mode loaded an extension module that has not declared it runs without the
+    GIL and put its entry points under the process-wide extension lock. Emitted once per module,
+    attributed to it, after it was executed: how many functions and types are locked, and each
+    entry point that could not be (``not covered: static type legacy._c.Foo``). Filter it as
+    :class:`UndeclaredModuleWarning`, e.g.
+    ``-W 'ignore::nogil_toolkit.guard.SerializeCoverageWarning:legacy._c'``."""

@@ -19,6 +19,11 @@ What the wrapper does with a module, by the judge's :class:`Decision`:
 - ``refuse``: raise :class:`GilRequiredImportError`; the file is never opened.
 - ``warn``: emit :class:`UndeclaredModuleWarning` (once per module name), then load.
 - ``load``: load.
+- ``serialize``: load, and once ``_imp.exec_dynamic`` has executed the module (its attributes
+  are final then; for single-phase modules it is a no-op that importlib's loader still calls),
+  put its entry points under the extension lock (:mod:`.serialize`) and emit its coverage
+  line, :class:`SerializeCoverageWarning`. ``_imp.exec_dynamic`` is looked up on ``_imp`` at
+  each call, like ``create_dynamic``, and replaced only while a ``serialize`` guard is installed.
 
 After loads it reads ``sys._is_gil_enabled()``: a module that turned the GIL on is reported
 with :class:`GilEnabledWarning` (once: the GIL stays on); see :meth:`_Guard.watch` for why
@@ -39,7 +44,10 @@ import _imp
 import _thread
 import sys
 
-from nogil_toolkit.guard.errors import GilEnabledWarning, GilRequiredImportError, UndeclaredModuleWarning
+from _weakrefset import WeakSet
+
+from nogil_toolkit.guard.errors import (GilEnabledWarning, GilRequiredImportError, SerializeCoverageWarning,
+                                        UndeclaredModuleWarning)
 
 TYPE_CHECKING = False  # the typing module is not imported at run time: the hook must start cheaply
 if TYPE_CHECKING:
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
 LOAD = "load"
 WARN = "warn"
 REFUSE = "refuse"
+SERIALIZE = "serialize"
 
 
 class Decision:
@@ -70,6 +79,7 @@ class Decision:
 
 
 _original_create_dynamic = _imp.create_dynamic
+_original_exec_dynamic = _imp.exec_dynamic
 _active: _Guard | None = None
 _install_lock = _thread.allocate_lock()
 
@@ -89,6 +99,8 @@ class _Guard:
         """Modules loaded since the GIL was last seen off with nothing loading."""
         self._gil_seen_off = not sys._is_gil_enabled()
         self._gil_reported = False
+        self._to_serialize: WeakSet[Any] = WeakSet()
+        """Modules created for ``serialize`` whose execution has not finished yet."""
 
     def create_dynamic(self, spec: Any, args: tuple[Any, ...]) -> Any:
         name, path = spec.name, getattr(spec, "origin", None)
@@ -101,7 +113,27 @@ class _Guard:
             _warn(f"{name} has not declared that it can run without the GIL ({decision.status}: "
                   f"{decision.evidence}); loaded with the GIL off because of NOGIL_MODE={self.mode}",
                   UndeclaredModuleWarning, name, path)
-        return self.watch(name, path, decision, args, spec)
+        module = self.watch(name, path, decision, args, spec)
+        if decision.action == SERIALIZE and isinstance(module, type(sys)):  # Py_mod_create may return anything
+            with self._lock:
+                self._to_serialize.add(module)
+        return module
+
+    def executed(self, module: Any) -> None:
+        """Lock the entry points of ``module`` if it is waiting for that, and say what is covered."""
+        with self._lock:
+            if module not in self._to_serialize:
+                return
+            self._to_serialize.discard(module)
+        from nogil_toolkit.guard.serialize import serialize_module
+
+        path = getattr(getattr(module, "__spec__", None), "origin", None) or module.__name__
+        try:
+            message = serialize_module(module).message()
+        except Exception as exc:  # an object the wrapper did not foresee: said, not an import failure
+            message = (f"serialize: {module.__name__}: locking stopped half-way, some entry points are not covered "
+                       f"({type(exc).__name__}: {exc})")
+        _warn(message, SerializeCoverageWarning, module.__name__, path)
 
     def watch(self, name: str, path: str, decision: Decision, args: tuple[Any, ...], spec: Any) -> Any:
         """Load, and report the GIL being turned on for good by this load or one beside it.
@@ -165,6 +197,14 @@ def _guarded_create_dynamic(spec: Any, *args: Any) -> Any:
     return guard.create_dynamic(spec, args)
 
 
+def _guarded_exec_dynamic(module: Any) -> Any:
+    result = _original_exec_dynamic(module)
+    guard = _active
+    if guard is not None:
+        guard.executed(module)
+    return result
+
+
 def install(mode: str, judge: Callable[[str, str], Decision],
             describe_refusal: Callable[[str, str, Decision], GilRequiredImportError]) -> None:
     """Judge every extension module loaded from now on with ``judge(name, path)``, which must be
@@ -176,6 +216,7 @@ def install(mode: str, judge: Callable[[str, str], Decision],
     with _install_lock:
         _active = _Guard(mode, judge, describe_refusal)
         _imp.create_dynamic = _guarded_create_dynamic
+        _imp.exec_dynamic = _guarded_exec_dynamic if mode == SERIALIZE else _original_exec_dynamic
 
 
 def uninstall() -> None:
@@ -184,6 +225,7 @@ def uninstall() -> None:
     with _install_lock:
         _active = None
         _imp.create_dynamic = _original_create_dynamic
+        _imp.exec_dynamic = _original_exec_dynamic
 
 
 def active_mode() -> str | None:

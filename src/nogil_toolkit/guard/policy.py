@@ -2,7 +2,7 @@
 ``nogil-check-env``, read from the environment the launcher (or the user) set.
 
 ``NOGIL_MODE``
-    ``gil``, ``nogil`` or ``unsafe-nogil``; unset: no guard.
+    ``gil``, ``nogil``, ``unsafe-nogil`` or ``serialize``; unset: no guard.
 ``NOGIL_ALLOW``
     ``MODULE[=REASON]`` entries separated by ``;``, as ``--allow`` takes them.
 ``NOGIL_PROJECT``
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from nogil_toolkit.config import AllowRule
 
 GIL, NOGIL, UNSAFE_NOGIL = Mode.GIL.value, Mode.NOGIL.value, Mode.UNSAFE_NOGIL.value
-MODES = tuple(m.value for m in Mode)
+SERIALIZE = "serialize"
+"""A guard-only mode: what it adds to ``unsafe-nogil`` (a lock around each call into an undeclared
+module) happens at run time, so ``nogil-check-env`` has no such mode; its ``unsafe-nogil``
+report names the modules ``serialize`` would lock (README, "Running an application")."""
+MODES = (*(m.value for m in Mode), SERIALIZE)
 ALLOW_SEPARATOR = ";"
 
 

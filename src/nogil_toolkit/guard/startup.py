@@ -6,11 +6,11 @@ Called by the start-up hook (the ``.pth`` file ``nogil-toolkit guard install`` w
 on stderr, never silence; none of them stops the application:
 
 - an unknown mode: the guard stays off;
-- ``nogil``/``unsafe-nogil`` on a build with the GIL: the guard stays off;
-- ``unsafe-nogil`` without ``PYTHON_GIL=0`` (or ``-X gil=0``): modules are still judged and
-  warned about, but the first one that needs the GIL turns it on (CPython decides that, and
+- ``nogil``/``unsafe-nogil``/``serialize`` on a build with the GIL: the guard stays off;
+- ``unsafe-nogil`` or ``serialize`` without ``PYTHON_GIL=0`` (or ``-X gil=0``): modules are
+  still judged and warned about (or locked), but the first one that needs the GIL turns it on (CPython decides that, and
   nothing can turn it off again);
-- ``nogil``/``unsafe-nogil`` when the GIL is already on (``PYTHON_GIL=1``, or a module that
+- any mode but ``gil`` when the GIL is already on (``PYTHON_GIL=1``, or a module that
   a ``.pth`` file loaded earlier): modules are still judged;
 - ``gil`` while the GIL is off: the guard checks nothing in ``gil`` mode, but cannot turn the
   GIL on either; ``PYTHON_GIL=1`` at start does.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-from nogil_toolkit.guard.policy import GIL, MODES, UNSAFE_NOGIL, GuardPolicy
+from nogil_toolkit.guard.policy import GIL, MODES, SERIALIZE, UNSAFE_NOGIL, GuardPolicy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,9 +92,9 @@ def check_combination(mode: str) -> tuple[str | None, str | None]:
         why = "PYTHON_GIL=1 or -X gil=1" if forced == 1 else "a module loaded before the guard started turned it on"
         return (f"NOGIL_MODE={mode} but the GIL is already on ({why}) and cannot be turned off again; "
                 "modules are still checked"), mode
-    if mode == UNSAFE_NOGIL and forced != 0:
-        return ("NOGIL_MODE=unsafe-nogil needs PYTHON_GIL=0 (or -X gil=0) when Python starts (nogil-toolkit "
-                "run --mode unsafe-nogil sets it); without it the first module that needs the GIL turns "
+    if mode in (UNSAFE_NOGIL, SERIALIZE) and forced != 0:
+        return (f"NOGIL_MODE={mode} needs PYTHON_GIL=0 (or -X gil=0) when Python starts (nogil-toolkit "
+                f"run --mode {mode} sets it); without it the first module that needs the GIL turns "
                 "it on"), mode
     return None, mode
 

@@ -22,8 +22,8 @@ import sys
 
 import nogil_toolkit
 from nogil_toolkit.guard.errors import GilRequiredImportError
-from nogil_toolkit.guard.loader import LOAD, REFUSE, WARN, Decision
-from nogil_toolkit.guard.policy import NOGIL, UNSAFE_NOGIL, GuardPolicy
+from nogil_toolkit.guard.loader import LOAD, REFUSE, SERIALIZE, WARN, Decision
+from nogil_toolkit.guard.policy import NOGIL, SERIALIZE as SERIALIZE_MODE, UNSAFE_NOGIL, GuardPolicy
 from nogil_toolkit.guard.warm import KEEPS_GIL_OFF_STATUS as KEEPS_GIL_OFF
 from nogil_toolkit.guard.warm import WarmVerdicts, current_cache_file, default_cache_dir
 
@@ -81,10 +81,14 @@ class ModuleJudge:
         reason = self.policy.allowed_because(name)
         if reason is not None:
             return Decision(LOAD, ALLOWED, evidence, reason)
-        return Decision(WARN, status, evidence) if self.mode == UNSAFE_NOGIL else None
+        action = {UNSAFE_NOGIL: WARN, SERIALIZE_MODE: SERIALIZE}.get(self.mode)
+        return Decision(action, status, evidence) if action else None
 
     def _decide_cold(self, name: str, path: str) -> Decision:
-        request = {"module": name, "path": path, "mode": self.mode, "allow": self.policy.allow,
+        # The checker knows three modes; serialize loads what unsafe-nogil loads, and locks what
+        # unsafe-nogil would warn about.
+        mode = UNSAFE_NOGIL if self.mode == SERIALIZE_MODE else self.mode
+        request = {"module": name, "path": path, "mode": mode, "allow": self.policy.allow,
                    "cache_dir": self.cache_dir, "sys_path": sys.path}
         try:
             status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
@@ -94,10 +98,11 @@ class ModuleJudge:
         except (ValueError, IndexError):
             answer = {"error": f"the checker exited with status {status} and no answer"}
         if "error" in answer:
-            # Fail closed in nogil mode, loudly in unsafe-nogil.
-            return Decision(REFUSE if self.mode == NOGIL else WARN, "undecided",
+            # Fail closed in nogil mode, loudly in unsafe-nogil, locked in serialize.
+            return Decision({NOGIL: REFUSE, SERIALIZE_MODE: SERIALIZE}.get(self.mode, WARN), "undecided",
                             f"the guard could not decide: {answer['error']}")
-        return Decision(answer["action"], answer["status"], answer["evidence"], answer["allowed_because"],
+        action = SERIALIZE if self.mode == SERIALIZE_MODE and answer["action"] == WARN else answer["action"]
+        return Decision(action, answer["status"], answer["evidence"], answer["allowed_because"],
                         answer["distribution"])
 
 
