@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import zlib
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from nogil_toolkit import __version__
 from nogil_toolkit.environment import Distribution, ExtensionFile
@@ -43,8 +41,7 @@ def file_identity(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
-@dataclass(frozen=True)
-class CachedVerdict:
+class CachedVerdict(NamedTuple):
     """What is remembered about one unchanged file."""
 
     inspection: ModuleInspection
@@ -167,6 +164,8 @@ class CheckCache:
                 else:
                     current[key] = self._data[key]
             self._data = current
+        import tempfile  # only a run that learnt something writes: a cached re-check does not
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Iterable, NamedTuple, Optional, Protocol, Sequence
 
 # Loads the file directly, so that a package's __init__ runs only if the module itself
 # imports it. The verdict is taken once the module is created (its declaration acted on) and
@@ -68,8 +67,7 @@ class ProbedFile(Protocol):
     def module(self) -> Optional[str]: ...
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """What loading one module in a fresh free-threaded interpreter did."""
 
     gil_enabled: Optional[bool]

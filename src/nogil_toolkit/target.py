@@ -16,8 +16,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 if TYPE_CHECKING:
     import subprocess
@@ -66,8 +65,7 @@ class TargetError(RuntimeError):
     """The target interpreter could not be started or did not answer as expected."""
 
 
-@dataclass(frozen=True)
-class TargetInterpreter:
+class TargetInterpreter(NamedTuple):
     """The facts the checker needs about the interpreter that will run the application."""
 
     executable: str
