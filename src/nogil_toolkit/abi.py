@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 from nogil_toolkit.target import TargetInterpreter
 
@@ -37,8 +36,7 @@ class AbiStatus(enum.Enum):
     """Built for another interpreter: the target never imports it, or fails if it does."""
 
 
-@dataclass(frozen=True)
-class SuffixTag:
+class SuffixTag(NamedTuple):
     """What an extension file's suffix says, independent of any interpreter."""
 
     basename: str
@@ -51,8 +49,7 @@ class SuffixTag:
     """The GIL builds' stable ABI (``abi3``)."""
 
 
-@dataclass(frozen=True)
-class ExtensionName:
+class ExtensionName(NamedTuple):
     """What a file name says about an extension module, judged for one interpreter."""
 
     module_basename: str

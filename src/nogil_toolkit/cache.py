@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import zlib
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from nogil_toolkit import __version__
 from nogil_toolkit.environment import Distribution, ExtensionFile
@@ -43,8 +41,7 @@ def file_identity(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
-@dataclass(frozen=True)
-class CachedVerdict:
+class CachedVerdict(NamedTuple):
     """What is remembered about one unchanged file."""
 
     inspection: ModuleInspection
@@ -151,9 +148,19 @@ class CheckCache:
             del self._data["files"][path]
             self._changed.add(f"files/{path}")
 
+    @property
+    def index_path(self) -> Path:
+        """The guard's index of the decided files (:mod:`nogil_toolkit.verdict_index`)."""
+        return self.path.with_suffix(".index")
+
     def save(self) -> None:
-        """Best effort: a read-only cache directory must never fail the check."""
+        """Best effort: a read-only cache directory must never fail the check.
+
+        Writes the cache file if something changed, then the index derived from it if that is
+        not the index of the cache file as it now is (another writer, an older toolkit)."""
         if not self._changed:
+            if not self._index_current():
+                self._write_index(self._read() or self._data)
             return
         current = self._read()
         if current is not None:  # someone else saved since we read: keep what they added
@@ -167,6 +174,8 @@ class CheckCache:
                 else:
                     current[key] = self._data[key]
             self._data = current
+        import tempfile  # only a run that learnt something writes: a cached re-check does not
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
@@ -181,3 +190,32 @@ class CheckCache:
                 os.unlink(temp)
             return
         self._changed.clear()
+        self._write_index(self._data)
+
+    def _index_current(self) -> bool:
+        from nogil_toolkit.verdict_index import identity, read
+
+        try:
+            return read(str(self.index_path), identity(os.stat(self.path))) is not None
+        except OSError:
+            return True  # no cache file: no index to make
+
+    def _write_index(self, data: dict[str, Any]) -> None:
+        """The index of ``data``, stamped with the identity of the cache file it was read from
+        or written to (it is that file's now): atomically, best effort."""
+        import tempfile
+
+        from nogil_toolkit.verdict_index import identity, render
+
+        try:
+            text = render(data["files"], identity(os.stat(self.path)))
+            fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as stream:
+                stream.write(text)
+            os.replace(temp, self.index_path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)

@@ -20,8 +20,7 @@ a probe only confirms, and a contradiction fails the check whatever the mode.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Sequence
 
 from nogil_toolkit.abi import AbiStatus
 from nogil_toolkit.declaration import GilDeclaration
@@ -67,8 +66,7 @@ _SEVERITY = {
 }
 
 
-@dataclass(frozen=True)
-class ModuleResult:
+class ModuleResult(NamedTuple):
     """One extension file, what it declares, and what that means under the mode."""
 
     file: ExtensionFile
@@ -99,12 +97,11 @@ class ModuleResult:
         return declaration is not None and (declaration is GilDeclaration.USED) != self.probe.needs_gil
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     mode: Mode
     modules: tuple[ModuleResult, ...]
     policy_source: Optional[str] = None
-    allow: tuple[AllowRule, ...] = field(default_factory=tuple)
+    allow: tuple[AllowRule, ...] = ()
 
     def count(self, status: Status) -> int:
         return sum(1 for m in self.modules if m.status is status)

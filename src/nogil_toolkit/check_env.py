@@ -28,17 +28,18 @@ import enum
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Protocol, Sequence
 
 from nogil_toolkit.cache import CheckCache, default_cache_dir
 from nogil_toolkit.check import CheckResult, Mode, check
-from nogil_toolkit.config import AllowRule
 from nogil_toolkit.environment import Distribution, ExtensionFile, find_extensions, find_owners, scanned_folders
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.probe import ProbeResult, probe_modules
 from nogil_toolkit.target import TargetError, TargetInterpreter, interpreter_identity, query_target, search_path
+
+if TYPE_CHECKING:
+    from nogil_toolkit.config import AllowRule
 
 Progress = Callable[[str], None]
 """Receives short progress lines ("inspecting 100/344"); the CLI rewrites one stderr line."""
@@ -74,8 +75,7 @@ class ModuleFile(Protocol):
         """Whether the target would import this file under ``module`` (never probe otherwise)."""
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
+class ProbeSettings(NamedTuple):
     """How to probe: with which interpreter, which modules, with what on its path."""
 
     python: str
@@ -86,8 +86,7 @@ class ProbeSettings:
     timeout: float = 30
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """What is known about one file: its static inspection and, if any, its import probe."""
 
     inspection: Optional[ModuleInspection]
@@ -98,17 +97,17 @@ class Resolution:
     """The probe result is a cached one: no module code ran for it in this call."""
 
 
-@dataclass
 class ResolveCounts:
     """What a call of :func:`resolve_modules` cost: the caller adds these up."""
 
-    from_cache: int = 0
-    """Inspections taken from the cache."""
-    inspected: int = 0
-    """Binaries read in this call."""
-    probed: int = 0
-    """Probes run in this call (each one a subprocess that ran module code)."""
-    probes_from_cache: int = 0
+    def __init__(self) -> None:
+        self.from_cache = 0
+        """Inspections taken from the cache."""
+        self.inspected = 0
+        """Binaries read in this call."""
+        self.probed = 0
+        """Probes run in this call (each one a subprocess that ran module code)."""
+        self.probes_from_cache = 0
 
 
 def needs_probe(file: ModuleFile, inspection: Optional[ModuleInspection], which: ProbeChoice) -> bool:
@@ -189,8 +188,7 @@ def _counter(progress: Optional[Progress], verb: str) -> Optional[Callable[[int,
     return lambda done, total: progress(f"{verb} {done}/{total}")
 
 
-@dataclass(frozen=True)
-class CheckRequest:
+class CheckRequest(NamedTuple):
     """Everything ``nogil-check-env`` can be asked, as values."""
 
     python: Optional[str] = None
@@ -213,8 +211,7 @@ class CheckRequest:
     progress: Optional[Progress] = None
 
 
-@dataclass(frozen=True)
-class ScanStats:
+class ScanStats(NamedTuple):
     """How the check went: what was scanned, how long it took, what was reused."""
 
     folders: tuple[str, ...]
@@ -228,8 +225,7 @@ class ScanStats:
     """Probe results taken from the cache instead of run again."""
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
+class CheckOutcome(NamedTuple):
     result: CheckResult
     target: TargetInterpreter
     stats: ScanStats

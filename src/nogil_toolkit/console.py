@@ -13,7 +13,10 @@ import functools
 import os
 import signal
 import sys
-from typing import Callable, Iterator, Optional, Sequence, TextIO
+
+TYPE_CHECKING = False  # typing is not imported at run time: every command's --version would pay for it
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, Optional, Sequence, TextIO
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

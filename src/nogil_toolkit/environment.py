@@ -16,8 +16,7 @@ import io
 import os
 import re
 import stat
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
@@ -30,8 +29,7 @@ _SKIPPED_DIRS = ("__pycache__",)
 _OWNED_LINE = re.compile(r"(\.so|\.pyd|\.pth|__editable__[^,]*)(,|$)")
 
 
-@dataclass(frozen=True)
-class Distribution:
+class Distribution(NamedTuple):
     name: str
     version: str
 
@@ -39,8 +37,7 @@ class Distribution:
         return f"{self.name} {self.version}" if self.version else self.name
 
 
-@dataclass(frozen=True)
-class ExtensionFile:
+class ExtensionFile(NamedTuple):
     """One shared library found on the target's path."""
 
     path: str
@@ -56,8 +53,7 @@ class ExtensionFile:
         return self.module is not None and self.shadowed_by is None and self.abi.status is AbiStatus.LOADABLE
 
 
-@dataclass(frozen=True)
-class _Root:
+class _Root(NamedTuple):
     """A folder on the path; ``package`` is the dotted prefix of an editable mapping."""
 
     folder: str

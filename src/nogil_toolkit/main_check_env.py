@@ -12,14 +12,17 @@ import argparse
 import math
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
 
 from nogil_toolkit import __version__
 from nogil_toolkit.console import EXIT_STATUS_HELP, error, run_cli
 from nogil_toolkit.modes import ExitCode, Mode
 
+# Not `typing.TYPE_CHECKING`: importing typing (and pathlib) would cost --version more than
+# everything else it runs; the checker imports them when a check runs.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Optional, Sequence
+
     from nogil_toolkit.config import AllowRule
 
 EPILOG = f"""\
@@ -90,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--jobs", type=_count, default=os.cpu_count() or 2, metavar="N",
                        help="processes reading binaries, and probes run at once (default: %(default)s)")
     cache.add_argument("--no-cache", action="store_true", help="read every binary again; do not update the cache")
-    cache.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+    cache.add_argument("--cache-dir", default=None, metavar="DIR",
                        help="where verdicts are cached (default: $NOGIL_TOOLKIT_CACHE or ~/.cache/nogil-toolkit)")
     return parser
 
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Arguments → :class:`CheckRequest` → :func:`check_environment` → the report."""
     # Imported here, not at the top: --version and --help need none of it.
     import json
+    from pathlib import Path
 
     from nogil_toolkit.check_env import CheckEnvError, CheckRequest, ProbeChoice, check_environment
     from nogil_toolkit.report import to_json, write_github, write_sarif, write_text
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         python=args.python, paths=tuple(args.path), include_stdlib=args.include_stdlib,
         mode=Mode(mode) if mode else None, allow=tuple(allow), policy_source=policy_source,
         probe=ProbeChoice(args.probe), timeout=args.timeout, jobs=args.jobs, use_cache=not args.no_cache,
-        cache_dir=args.cache_dir, progress=progress.show)
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=progress.show)
     try:
         outcome = check_environment(request)
     except CheckEnvError as exc:
@@ -171,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], Optional[str]]:
+    if not args.allow and (args.no_project or not _has_pyproject(args.project)):
+        return None, [], None  # nothing to parse: the TOML and policy machinery stays unimported
     from nogil_toolkit.config import AllowRule, ConfigError, is_module_pattern, load_config
 
     rules: list[AllowRule] = []
@@ -191,6 +197,20 @@ def _policy(args: argparse.Namespace) -> tuple[Optional[str], list[AllowRule], O
             raise UsageError(f"--allow {text!r}: expected a dotted module name or glob, optionally =REASON")
         rules.append(AllowRule(pattern, reason.strip() or "allowed on the command line"))
     return mode, rules, source
+
+
+def _has_pyproject(project: str) -> bool:
+    """Whether anything is where :func:`~nogil_toolkit.config.load_config` looks (which then
+    reads it, or says what is wrong with it): ``project/pyproject.toml``, or ``project`` itself
+    when it is not a directory."""
+    path = os.path.join(project, "pyproject.toml") if os.path.isdir(project) else project
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):  # unreadable, a NUL byte...: load_config reports it
+        return True
+    return True
 
 
 class _Progress:

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional, Protocol, Sequence
+
+from nogil_toolkit.target import end_session, start_session
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Loads the file directly, so that a package's __init__ runs only if the module itself
 # imports it. The verdict is taken once the module is created (its declaration acted on) and
@@ -68,8 +72,7 @@ class ProbedFile(Protocol):
     def module(self) -> Optional[str]: ...
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """What loading one module in a fresh free-threaded interpreter did."""
 
     gil_enabled: Optional[bool]
@@ -106,53 +109,114 @@ class ProbeResult:
         return f"inconclusive: {self.blamed or 'another module'} re-enabled the GIL first"
 
 
-def probe_module(python: str, file: ProbedFile, extra_paths: Sequence[str] = (), timeout: float = 30) -> ProbeResult:
-    """Load ``file`` as ``file.module`` alone in a fresh ``python``; never raises."""
+def probe_module(python: str, file: ProbedFile, extra_paths: Sequence[str] = (), timeout: float = 30,
+                 children: Optional[_Children] = None) -> ProbeResult:
+    """Load ``file`` as ``file.module`` alone in a fresh ``python``; never raises (but for an
+    interruption, which ends the probe's process first)."""
     import subprocess  # only probing runs processes: a cached check never pays for the import
 
+    children = children if children is not None else _Children()
     name = file.module or ""
+    # -I already ignores PYTHON_GIL; dropping it as well keeps the probe honest on
+    # interpreters whose -I does not cover it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
+    argv = [python, "-I", "-c", f"TAG = {_TAG!r}\n{_SCRIPT}", name, file.path, *extra_paths]
     try:
-        # -I already ignores PYTHON_GIL; dropping it as well keeps the probe honest on
-        # interpreters whose -I does not cover it.
-        env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
-        out = subprocess.run([python, "-I", "-c", f"TAG = {_TAG!r}\n{_SCRIPT}", name, file.path, *extra_paths],
-                             capture_output=True, text=True, timeout=timeout, check=False, env=env)
-    except subprocess.TimeoutExpired:
-        return ProbeResult(None, None, f"timed out after {timeout:g} s", name)
+        process = children.start(argv, env)
     except OSError as exc:
         return ProbeResult(None, None, f"could not start {python}: {exc}", name)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ProbeResult(None, None, f"timed out after {timeout:g} s", name)
+    finally:
+        children.end(process)
     data: dict = {}
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(_TAG):
             try:
                 data.update(json.loads(line[len(_TAG):]))
             except ValueError:
                 pass
-    died = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+    died = (stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
     if "gil" not in data:
         return ProbeResult(None, None, f"the interpreter died: {died}", name)
     exec_error = data["exec_error"] if "exec_error" in data else f"the interpreter died: {died}"
     return ProbeResult(data["gil"], data["blamed"], data["error"], name, exec_error)
 
 
+class _Children:
+    """The probe processes running now. Each runs in a session of its own (a terminal's Ctrl-C
+    reaches this process only, and whatever a module's code starts goes with its probe);
+    :meth:`end_all`, on an interruption, kills them and refuses to start more."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[str]] = set()
+        self._closed = False
+
+    def start(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        import subprocess
+
+        with self._lock:
+            if self._closed:
+                raise OSError("the check was interrupted")
+            process = start_session(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            self._running.add(process)
+            return process
+
+    def end(self, process: subprocess.Popen[str]) -> None:
+        """Forget a probe; one still running (timed out, interrupted) is killed with its session.
+        (A reaped one is left alone: its id may already belong to another process.)"""
+        with self._lock:
+            self._running.discard(process)
+        if process.returncode is None:
+            end_session(process)
+
+    def end_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            running = list(self._running)
+        for process in running:
+            if process.returncode is None:
+                end_session(process)
+
+
 def probe_modules(python: str, files: Iterable[ProbedFile], extra_paths: Sequence[str] = (),
                   timeout: float = 30, jobs: int = 4,
                   progress: Optional[Callable[[int, int], None]] = None) -> dict[str, ProbeResult]:
-    """Probe each file, ``jobs`` at a time; results keyed by file path."""
+    """Probe each file, ``jobs`` at a time; results keyed by file path.
+
+    An interruption (Ctrl-C, SIGTERM) cancels the probes not yet started and kills the running
+    ones before it goes on up: nothing is left running, and nothing waits for them."""
     todo = list(files)
     results: dict[str, ProbeResult] = {}
+    children = _Children()
     if len(todo) == 1 or jobs <= 1:
-        for done, file in enumerate(todo, start=1):
-            results[file.path] = probe_module(python, file, extra_paths, timeout)
-            if progress:
-                progress(done, len(todo))
+        try:
+            for done, file in enumerate(todo, start=1):
+                results[file.path] = probe_module(python, file, extra_paths, timeout, children)
+                if progress:
+                    progress(done, len(todo))
+        except BaseException:
+            children.end_all()
+            raise
         return results
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(probe_module, python, f, extra_paths, timeout): f for f in todo}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = {pool.submit(probe_module, python, f, extra_paths, timeout, children): f for f in todo}
         for done, future in enumerate(futures, start=1):
             results[futures[future].path] = future.result()
             if progress:
                 progress(done, len(todo))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        children.end_all()
+        raise
+    finally:
+        pool.shutdown(wait=True)  # quick: what is running was killed, the rest cancelled
     return results

@@ -16,8 +16,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 if TYPE_CHECKING:
     import subprocess
@@ -66,8 +65,7 @@ class TargetError(RuntimeError):
     """The target interpreter could not be started or did not answer as expected."""
 
 
-@dataclass(frozen=True)
-class TargetInterpreter:
+class TargetInterpreter(NamedTuple):
     """The facts the checker needs about the interpreter that will run the application."""
 
     executable: str
@@ -155,8 +153,8 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     if os.path.isdir(executable):
         raise TargetError(f"{executable} is a directory, not a Python interpreter")
     try:
-        process = subprocess.Popen([executable, "-I", "-S", "-", *args], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        process = start_session([executable, "-I", "-S", "-", *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise TargetError(f"no interpreter at {executable}") from None
     except OSError as exc:
@@ -164,10 +162,10 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     try:
         out, err = process.communicate(script.encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
-        _end(process)
+        end_session(process)
         raise TargetError(f"{executable} did not answer within {timeout:g} s; is it a Python interpreter?") from None
     except BaseException:
-        _end(process)
+        end_session(process)
         raise
     if process.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
@@ -180,9 +178,35 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
         raise TargetError(f"{executable} gave {what}; is it a Python interpreter?") from None
 
 
-def _end(process: subprocess.Popen[bytes]) -> None:
-    """Kill the child's process group, reap the child, close the pipes (which a grandchild
-    that left the group may still hold: nothing more is read from them)."""
+def start_session(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """``Popen(argv, start_new_session=True, **popen)``, with SIGINT and SIGTERM held back until
+    the child is in hand: an interruption raised inside ``Popen`` would leave the child running,
+    unknown to anyone. One that arrived meanwhile is raised once it is, after ending the child."""
+    import signal
+    import subprocess
+
+    interruptions = (signal.SIGINT, signal.SIGTERM)
+    can_block = hasattr(signal, "pthread_sigmask")  # not on Windows
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, interruptions) if can_block else set()
+    try:
+        process = subprocess.Popen(argv, start_new_session=True, **popen)
+    except BaseException:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    try:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending interruption is raised here
+    except BaseException:
+        end_session(process)
+        raise
+    return process
+
+
+def end_session(process: subprocess.Popen[Any]) -> None:
+    """Kill a child started with ``start_new_session=True`` and its process group, reap the
+    child, close the pipes (which a grandchild that left the group may still hold: nothing more
+    is read from them)."""
     import signal
 
     with contextlib.suppress(OSError):

@@ -5,7 +5,6 @@ Real directory trees with real metadata files; the binaries' contents do not mat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import threading
@@ -326,7 +325,7 @@ def test_pth_lines_are_read_as_the_real_site_reads_them(tmp_path: Path, python: 
     added = run([executable, "-I", "-S", "-c", "import json, site, sys; before = list(sys.path); "
                  f"site.addsitedir({str(site)!r}); print(json.dumps(sys.path[len(before):]))"]).stdout
     expected = [os.path.realpath(p) for p in json.loads(added) if os.path.isdir(p)]
-    where = dataclasses.replace(query_target(executable), site_packages=(str(site),))
+    where = query_target(executable)._replace(site_packages=(str(site),))
     assert scanned_folders(where, [str(site)]) == expected
     assert len(expected) > 5
 

@@ -1,21 +1,26 @@
 """The guard's warm path: "what does the cache say this unchanged file does to the GIL?",
-answered from the shared verdict cache with nothing but ``json`` and ``os``.
+answered from the index the shared verdict cache writes beside itself, with nothing but ``os``.
 
 The cache file is the one ``nogil-check-env`` and the guard's cold path (:mod:`.decide`) write
-through :class:`nogil_toolkit.cache.CheckCache`; this is a reader of one question, not a
-second cache. It exists because a guarded interpreter asks the question for every extension
-module at every start, and importing ``CheckCache`` (``pathlib``, ``typing``, the inspector's
-types) costs more than the whole 5 % budget of an ``import numpy``. ``tests/guard/test_warm.py``
-pins it to ``CheckCache`` and ``check.judge``: same file name, same answers.
+through :class:`nogil_toolkit.cache.CheckCache`; its :mod:`~nogil_toolkit.verdict_index` holds
+just the answers this path needs. This is a reader of one question, not a second cache. It
+exists because a guarded interpreter asks the question for every extension module at every
+start, and importing ``CheckCache`` (``json``, ``pathlib``, ``typing``, the inspector's types)
+or parsing the whole cache costs more than the 5 % budget of an ``import numpy``.
+``tests/guard/test_warm.py`` pins it to ``CheckCache`` and ``check.judge``: same file, same answers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from nogil_toolkit import __version__
+from nogil_toolkit.verdict_index import KEEPS_GIL_OFF as KEEPS_GIL_OFF_STATUS
+from nogil_toolkit.verdict_index import NEEDS_GIL as NEEDS_GIL_STATUS
+from nogil_toolkit.verdict_index import VERDICT_WORDS, identity, index_path, read
+
+__all__ = ["KEEPS_GIL_OFF_STATUS", "NEEDS_GIL_STATUS", "VERDICT_WORDS", "WarmVerdicts", "cache_file",
+           "current_cache_file", "default_cache_dir"]
 
 CACHE_FORMAT = 1
 """``nogil_toolkit.cache.FORMAT``."""
@@ -23,16 +28,6 @@ KEEPS_GIL_OFF = "not-used"
 """``Verdict.NOT_USED.value``."""
 UNDECIDED = "unknown"
 """``Verdict.UNKNOWN.value``."""
-KEEPS_GIL_OFF_STATUS, NEEDS_GIL_STATUS = "keeps-gil-off", "needs-gil"
-"""``check.Status`` values."""
-VERDICT_WORDS = {
-    "used": "declares that it needs the GIL",
-    "undeclared": "declares nothing about the GIL, which CPython treats as needing it",
-    "not-used": "declares that it runs without the GIL",
-    "not-a-module": "exports no module init function",
-    "unknown": "could not be decided from its file",
-}
-"""Each ``Verdict`` value in words, for errors and warnings (the cold path says the same)."""
 
 
 def default_cache_dir() -> str:
@@ -57,55 +52,35 @@ def current_cache_file(directory: str | None = None) -> str:
 
 
 class WarmVerdicts:
-    """The cached ``not-used`` files of one cache file, re-read when the file changes."""
+    """The decided files of one cache file, read from its index on first use and again when the
+    cache file changes (a cold decision, or another process, saved it)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._files: dict[str, list] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._index = index_path(path)
+        self._files: dict[str, tuple[tuple[int, int, int], str, str]] = {}
+        self._stamp: tuple[int, int, int] | None = None
 
     def status(self, file: str, stat: os.stat_result) -> tuple[str, str] | None:
         """``("keeps-gil-off" | "needs-gil", evidence)`` for an unchanged file whose cached
-        entry decides it, as ``check`` would: a static ``not-used`` / ``used`` / ``undeclared``
-        verdict, or for an undecided one a conclusive cached import probe. None: the entry is
-        missing, stale, or decides nothing (the cold path takes it). Not thread-safe on its
-        own: the caller holds a lock."""
+        entry decides it, as ``check`` would. None: the entry is missing, stale, or decides
+        nothing (the cold path takes it). Not thread-safe on its own: the caller holds a lock."""
         self._refresh()
         entry = self._files.get(file)
-        try:
-            if entry is None or entry[0] != [stat.st_size, stat.st_mtime_ns, stat.st_ino]:
-                return None
-            inspection = entry[1]
-            verdict = inspection["verdict"]
-            if verdict in (KEEPS_GIL_OFF, "used", "undeclared"):
-                first = inspection["evidence"][0]["detail"] if inspection["evidence"] else inspection["reason"]
-                words = "; ".join(filter(None, (VERDICT_WORDS[verdict], first)))
-                return (KEEPS_GIL_OFF_STATUS if verdict == KEEPS_GIL_OFF else NEEDS_GIL_STATUS), words
-            probe = entry[2] if len(entry) > 2 else None
-            if verdict == UNDECIDED and probe is not None and probe["error"] is None and probe["gil_enabled"] is not None:
-                if probe["gil_enabled"] is False:
-                    return KEEPS_GIL_OFF_STATUS, f"{VERDICT_WORDS[UNDECIDED]}; import probe: the GIL stayed disabled"
-                if probe["blamed"] == probe["module"]:
-                    return NEEDS_GIL_STATUS, f"{VERDICT_WORDS[UNDECIDED]}; import probe: loading it re-enabled the GIL"
-        except (KeyError, TypeError, IndexError):
-            pass
-        return None
+        if entry is None or entry[0] != identity(stat):
+            return None
+        return entry[1], entry[2]
 
     def _refresh(self) -> None:
+        """One stat of the cache file; the index is read only when that changed. An index that
+        is not (yet) the cache file's is tried again at the next call: a save writes it."""
         try:
-            stat = os.stat(self.path)
+            stamp = identity(os.stat(self.path))
         except OSError:
             self._files, self._stamp = {}, None
             return
-        stamp = (stat.st_mtime_ns, stat.st_ino)
         if stamp == self._stamp:
             return
-        try:
-            with open(self.path, encoding="utf-8") as stream:
-                data = json.load(stream)
-        except (OSError, ValueError):
-            data = None
-        valid = isinstance(data, dict) and data.get("format") == CACHE_FORMAT and data.get("toolkit") == __version__
-        files = data.get("files") if valid else None
-        self._files = files if isinstance(files, dict) else {}
-        self._stamp = stamp
+        files = read(self._index, stamp)
+        self._files = files or {}
+        self._stamp = stamp if files is not None else None

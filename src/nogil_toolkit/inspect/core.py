@@ -37,6 +37,7 @@ _FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
 # a C integer (OverflowError from mmap.find or a slice). Nothing else is caught: a reader bug
 # (TypeError, AttributeError, NameError, a ValueError) must surface, not pass as a bad file.
 _CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] = None) -> ModuleInspection:
@@ -53,23 +54,31 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] =
     name = os.fspath(path)
     try:
         if not stat.S_ISREG(os.stat(name).st_mode):
-            # Opening a FIFO would block; devices and sockets are not binaries either.
+            # Opening a FIFO would block; devices and sockets are not binaries either (and opening
+            # some devices has effects).
             kind = "is a directory" if os.path.isdir(name) else "not a regular file"
             return _unknown(name, kind)
-        handle = open(name, "rb")
+        # Non-blocking, so that a FIFO swapped in after the stat cannot hang the open; its type is
+        # checked again through the descriptor. A raw descriptor, not a buffered file: nothing is
+        # read through it, and a buffered file costs more to close than a small binary to inspect.
+        fd = os.open(name, _OPEN_FLAGS)
     except OSError as error:
         return _unknown(name, f"cannot read file: {error.strerror}")
-    with handle:
-        try:
-            if os.fstat(handle.fileno()).st_size == 0:
-                return _unknown(name, "empty file")
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as error:
-            return _unknown(name, f"cannot read file: {error.strerror}")
-        except ValueError as error:  # mmap's answer for a file emptied since fstat
-            return _unknown(name, f"cannot read file: {error}")
-        with data:
-            return _inspect(data, name, module)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return _unknown(name, "not a regular file")
+        if status.st_size == 0:
+            return _unknown(name, "empty file")
+        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # keeps a descriptor of its own
+    except OSError as error:
+        return _unknown(name, f"cannot read file: {error.strerror}")
+    except ValueError as error:  # mmap's answer for a file emptied since fstat
+        return _unknown(name, f"cannot read file: {error}")
+    finally:
+        os.close(fd)
+    with data:
+        return _inspect(data, name, module)
 
 
 def inspect_bytes(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str = "<bytes>",

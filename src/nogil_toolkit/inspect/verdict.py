@@ -7,8 +7,7 @@ values, so they live in one place and are never spelled as loose strings elsewhe
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from nogil_toolkit.declaration import GilDeclaration
 
@@ -82,8 +81,7 @@ class EvidenceKind(enum.Enum):
     """No exported ``PyInit_*`` symbol."""
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One observation in the binary that supports (or qualifies) a verdict."""
 
     kind: EvidenceKind
@@ -93,8 +91,7 @@ class Evidence:
     """File offset of the observation, when it has one (for hex-dump follow-up)."""
 
 
-@dataclass(frozen=True)
-class ModuleInspection:
+class ModuleInspection(NamedTuple):
     """The inspector's full answer about one binary."""
 
     path: str
