@@ -28,6 +28,7 @@ from setuptools.errors import SetupError
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from nogil_setuptools.audit_step import audit_extensions
 from nogil_setuptools.object_dirs import PerExtensionBuildTemp
 
 try:
@@ -52,6 +53,7 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
 
         def build_extensions(self) -> None:
             _check_extensions(self.nogil_config, self.extensions)
+            audit_extensions(self.nogil_config, self.extensions)
             super().build_extensions()
 
         def build_extension(self, ext: Any) -> None:
