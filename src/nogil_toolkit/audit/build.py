@@ -26,7 +26,7 @@ from nogil_toolkit.audit import AuditResult, audit_files
 from nogil_toolkit.audit.output import shown, summary
 from nogil_toolkit.audit.sources import language_of
 from nogil_toolkit.config import NogilConfig
-from nogil_toolkit.console import plural
+from nogil_toolkit.console import error, plural
 from nogil_toolkit.declaration import GilDeclaration
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -160,3 +160,25 @@ def print_audit(audit: ModuleAudit, stream: Optional[TextIO] = None) -> None:
     for line in warning_lines(audit):
         print(line, file=stream)
     stream.flush()
+
+
+def build_step(config: Optional[NogilConfig], module: str, sources: Sequence[PathLike],
+               include_dirs: Sequence[PathLike] = (), sources_dir: Optional[PathLike] = None) -> int:
+    """The audit as one step of a build that is not run from Python (CMake's ``nogil_declare``):
+    print the findings of ``module``; 1 when they fail the build (``error`` mode), else 0.
+
+    Relative ``sources`` and ``include_dirs`` are relative to ``sources_dir`` (the folder of the
+    target's ``CMakeLists.txt``); entries that are not sources (object files) are left out."""
+    if config is None or not audits_module(config, module):
+        return 0
+    base = Path(sources_dir) if sources_dir is not None else Path.cwd()
+    audit = audit_module(config, module, [base / p for p in sources if str(p)],
+                         [base / d for d in include_dirs if str(d)])
+    if audit is None:
+        return 0
+    print_audit(audit)
+    if audit.failed:
+        what, where = failure_message(config, [audit])
+        error(what, where)
+        return 1
+    return 0
