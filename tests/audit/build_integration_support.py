@@ -25,11 +25,12 @@ class Build(NamedTuple):
     returncode: int
 
 
-def audited_project(tmp_path: Path, audit_table: str = "", edit: Optional[dict[str, tuple[str, str]]] = None) -> Path:
-    """A fresh copy of the ``audited`` sample, with ``[tool.nogil.audit]`` lines appended and
-    ``edit`` (file -> (old, new)) applied."""
-    project = tmp_path / "audited"
-    shutil.copytree(AUDITED, project)
+def audited_project(tmp_path: Path, audit_table: str = "", edit: Optional[dict[str, tuple[str, str]]] = None,
+                    sample: Path = AUDITED) -> Path:
+    """A fresh copy of ``sample`` (the ``audited`` one by default), with ``[tool.nogil.audit]``
+    lines appended and ``edit`` (file -> (old, new); an empty old appends) applied."""
+    project = tmp_path / sample.name
+    shutil.copytree(sample, project)
     if audit_table:
         with (project / "pyproject.toml").open("a") as out:
             out.write(f"\n[tool.nogil.audit]\n{audit_table}")
@@ -37,16 +38,18 @@ def audited_project(tmp_path: Path, audit_table: str = "", edit: Optional[dict[s
         path = project / name
         text = path.read_text()
         assert old in text, (name, old)
-        path.write_text(text.replace(old, new))
+        path.write_text(text.replace(old, new) if old else text + new)
     return project
 
 
-def pep517_build(venv: Path, project: Path) -> Build:
-    """``pip wheel -v`` of ``project`` through setuptools' PEP 517 backend, in ``venv``
-    (no isolation: the venv holds the plugin under test), keeping all of the backend's output."""
+def pep517_build(venv: Path, project: Path, wheelhouse: Optional[Path] = None) -> Build:
+    """``pip wheel -v`` of ``project`` through its PEP 517 backend, keeping all of the backend's
+    output: without ``wheelhouse`` in ``venv`` itself (no isolation: the venv holds the plugin
+    under test), with it in an isolated build environment that finds the plugins there."""
     dist = project / "dist"
-    result = run([venv, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", dist, project],
-                 env=clean_env(), check=False, timeout=900)
+    isolation = ["--find-links", str(wheelhouse)] if wheelhouse is not None else ["--no-build-isolation"]
+    result = run([venv, "-m", "pip", "wheel", "-v", "--no-deps", *isolation, "-w", dist, project],
+                 env=clean_env(), check=False, timeout=1800)
     wheels = sorted(dist.glob("*.whl")) if dist.is_dir() else []
     return Build(wheels[-1] if wheels else None, result.stdout + result.stderr, result.returncode)
 
