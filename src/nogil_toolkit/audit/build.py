@@ -25,7 +25,7 @@ from typing import Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 from nogil_toolkit.audit import AuditResult, audit_files
 from nogil_toolkit.audit.output import shown, summary
 from nogil_toolkit.audit.sources import language_of
-from nogil_toolkit.config import NogilConfig
+from nogil_toolkit.config import ConfigError, NogilConfig
 from nogil_toolkit.console import error, plural
 from nogil_toolkit.declaration import GilDeclaration
 
@@ -165,20 +165,25 @@ def print_audit(audit: ModuleAudit, stream: Optional[TextIO] = None) -> None:
 def build_step(config: Optional[NogilConfig], module: str, sources: Sequence[PathLike],
                include_dirs: Sequence[PathLike] = (), sources_dir: Optional[PathLike] = None) -> int:
     """The audit as one step of a build that is not run from Python (CMake's ``nogil_declare``):
-    print the findings of ``module``; 1 when they fail the build (``error`` mode), else 0.
+    print the findings of ``module``; 1 when they fail the build (``error`` mode), 2 when the
+    configuration cannot say how ``module`` is declared, else 0.
 
     Relative ``sources`` and ``include_dirs`` are relative to ``sources_dir`` (the folder of the
     target's ``CMakeLists.txt``); entries that are not sources (object files) are left out."""
-    if config is None or not audits_module(config, module):
+    if config is None:
         return 0
     base = Path(sources_dir) if sources_dir is not None else Path.cwd()
-    audit = audit_module(config, module, [base / p for p in sources if str(p)],
-                         [base / d for d in include_dirs if str(d)])
+    try:
+        audit = audit_module(config, module, [base / p for p in sources if str(p)],
+                             [base / d for d in include_dirs if str(d)])
+    except ConfigError as exc:
+        for problem in exc.problems:
+            error(problem.what, problem.where)
+        return 2
     if audit is None:
         return 0
     print_audit(audit)
     if audit.failed:
-        what, where = failure_message(config, [audit])
-        error(what, where)
+        error(*failure_message(config, [audit]))
         return 1
     return 0
