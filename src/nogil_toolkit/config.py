@@ -16,6 +16,7 @@
     [tool.nogil.audit]            # what `nogil-toolkit audit` leaves out
     ignore = ["allow-threads-serialises"]   # rule ids
     exclude = ["vendor", "src/legacy/*.c"]  # globs relative to the project directory
+    build = "warn"                # the build plugins' audit of not-used modules: warn, error, off
 
 Semantics: an exact name beats any pattern; among patterns the most specific (most literal
 characters) wins. A module that neither an override nor ``thread-safe`` covers gets no
@@ -46,7 +47,8 @@ TABLE = ("tool", "nogil")
 KNOWN_KEYS = ("thread-safe", "modules", "check", "audit")
 CHECK_KEYS = ("mode", "allow")
 CHECK_MODES = ("gil", "nogil", "unsafe-nogil")
-AUDIT_KEYS = ("ignore", "exclude")
+AUDIT_KEYS = ("ignore", "exclude", "build")
+AUDIT_BUILD_MODES = ("warn", "error", "off")
 _GLOB_CHARS = frozenset("*?[")
 _NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -135,6 +137,11 @@ class AuditPolicy:
     """Rule ids, each checked against the audit's rule table."""
     exclude: tuple[str, ...] = ()
     """``fnmatch`` globs of paths relative to the project directory; a folder covers its contents."""
+    build: str = "warn"
+    """What a build plugin does with the findings in a module declared ``not-used``: print them as
+    warnings, print them and fail the build (``error``), or not audit at all (``off``)."""
+    build_position: Optional[tuple[int, int]] = None
+    """Line and column of the ``build`` key, for the error that fails a build."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,10 @@ class _Validator:
 
         keys = (*TABLE, "audit")
         if not isinstance(table, dict):
-            self.problem(keys, f"expected a table, got {_describe(table)}")
+            # `audit = "warn"` is how the mode was first proposed; it lives in the table instead.
+            hint = f'; the build audit\'s mode is written [tool.nogil.audit] build = "{table}"' \
+                if table in AUDIT_BUILD_MODES else ""
+            self.problem(keys, f"expected a table, got {_describe(table)}{hint}")
             return AuditPolicy()
         for key in table:
             if key not in AUDIT_KEYS:
@@ -288,7 +298,13 @@ class _Validator:
             if pattern.startswith("/") or ".." in pattern.split("/") or "\\" in pattern:
                 self.problem((*keys, "exclude"), f'expected a glob relative to the project directory with "/" '
                              f'separators and no "..", got "{pattern}"')
-        return AuditPolicy(tuple(r for r in ignore if r in known), tuple(exclude))
+        build = table.get("build", "warn")
+        if build not in AUDIT_BUILD_MODES:
+            self.problem((*keys, "build"), f"expected one of {', '.join(repr(m) for m in AUDIT_BUILD_MODES)}, "
+                         f"got {_describe(build)}")
+            build = "warn"
+        return AuditPolicy(tuple(r for r in ignore if r in known), tuple(exclude), build,
+                           locate(self.text, (*keys, "build")) if "build" in table else None)
 
     def strings(self, keys: tuple[str, ...], value: Any, what: str) -> tuple[str, ...]:
         """An array of non-empty strings, or a problem at ``keys``."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from nogil_toolkit.audit import AuditPolicy, audit_paths, audit_project
+from nogil_toolkit.audit.build import build_step
 from nogil_toolkit.audit.output import dump, render_text, shown, summary, to_json, to_sarif
 from nogil_toolkit.audit.rules import Severity, load_rules, rule_ids
 from nogil_toolkit.config import ConfigError, load_config
@@ -66,6 +67,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ignore", metavar="RULE", action="append", default=[], type=_rule_id,
                         help="leave out a rule (repeatable); adds to [tool.nogil.audit].ignore")
     parser.add_argument("--list-rules", action="store_true", help="print the rules and exit")
+    build = parser.add_argument_group("as a build step (what CMake's nogil_declare() runs)")
+    build.add_argument("--build", metavar="MODULE", help="audit the PATHs as the sources of MODULE, as the build "
+                       "plugins do: only if [tool.nogil] declares it not-used, findings as compiler warnings, "
+                       "exit 1 only under [tool.nogil.audit] build = \"error\"")
+    build.add_argument("--sources-dir", metavar="DIR", type=Path, help="folder that relative PATHs are in")
+    build.add_argument("-I", dest="include_dirs", metavar="DIR", action="append", default=[],
+                       help="include path, to find the project headers the sources include (repeatable)")
     parser.set_defaults(handler=run)
 
 
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             error(problem.what, problem.where)
         return EXIT_USAGE
+    if args.build is not None:
+        return build_step(config, args.build, args.paths, args.include_dirs, args.sources_dir)
     policy = config.audit if config is not None else AuditPolicy()
     policy = AuditPolicy(tuple(dict.fromkeys((*policy.ignore, *args.ignore))), policy.exclude)
     missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]

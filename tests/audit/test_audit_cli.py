@@ -93,7 +93,7 @@ def test_configuration_ignores_rules_and_excludes_paths(tmp_path: Path, capsys, 
     ('ignore = ["borowed-list-item"]',
      'error: tool.nogil.audit.ignore: unknown rule "borowed-list-item" (did you mean \'borrowed-list-item\'?); rules: '),
     ('ignores = []', "error: tool.nogil.audit.ignores: unknown key (did you mean 'ignore'?); known keys: ignore, "
-                     "exclude (pyproject.toml:3:1)"),
+                     "exclude, build (pyproject.toml:3:1)"),
     ('exclude = "vendor"', 'error: tool.nogil.audit.exclude: expected an array of path globs (non-empty strings), '
                            'got string "vendor" (pyproject.toml:3:1)'),
     ('exclude = ["../outside"]', 'error: tool.nogil.audit.exclude: expected a glob relative to the project directory '
@@ -112,7 +112,8 @@ def test_configuration_errors_name_key_and_place(table: str, message: str, tmp_p
 def test_audit_key_is_a_table(tmp_path: Path, capsys, monkeypatch) -> None:
     project(tmp_path, {"pyproject.toml": '[tool.nogil]\naudit = "warn"\n', "a.c": RISKY})
     monkeypatch.chdir(tmp_path)
-    assert audit(capsys)[2] == 'error: tool.nogil.audit: expected a table, got string "warn" (pyproject.toml:2:1)\n'
+    assert audit(capsys)[2] == ('error: tool.nogil.audit: expected a table, got string "warn"; the build audit\'s '
+                                'mode is written [tool.nogil.audit] build = "warn" (pyproject.toml:2:1)\n')
 
 
 def test_exit_codes_follow_fail_on(tmp_path: Path, capsys) -> None:

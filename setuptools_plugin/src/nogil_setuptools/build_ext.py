@@ -28,6 +28,8 @@ from setuptools.errors import SetupError
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from nogil_setuptools.audit_step import audit_extensions
+from nogil_setuptools.object_dirs import PerExtensionBuildTemp
 
 try:
     from setuptools.modified import newer_group
@@ -41,7 +43,7 @@ LIMITED_API_MACRO = "Py_LIMITED_API"
 def declaring_build_ext(base: type, config: NogilConfig) -> type:
     """A subclass of ``base`` (whatever ``build_ext`` the project uses) that declares."""
 
-    class build_ext(base):  # type: ignore[valid-type,misc]
+    class build_ext(PerExtensionBuildTemp, base):  # type: ignore[valid-type,misc]
         nogil_config = config
 
         def initialize_options(self) -> None:
@@ -51,6 +53,7 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
 
         def build_extensions(self) -> None:
             _check_extensions(self.nogil_config, self.extensions)
+            audit_extensions(self.nogil_config, self.extensions)
             super().build_extensions()
 
         def build_extension(self, ext: Any) -> None:
@@ -63,18 +66,19 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
                 return
             plan = ShimPlan(ext.name, declaration)
             saved = (ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends)
-            try:
-                ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
-                shim_object, shim_source = _compile_shim(self, ext, plan)
-                ext.extra_objects = [*(ext.extra_objects or []), shim_object]
-                # A changed declaration rewrites the shim source: the module must be relinked.
-                ext.depends = [*(ext.depends or []), shim_source]
-                if sys.platform == "darwin":
-                    # ld64 does not take visibility from a hidden reference, as ELF linkers do.
-                    ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
-                super().build_extension(ext)
-            finally:
-                ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends = saved
+            with self.nogil_own_build_temp(ext):
+                try:
+                    ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
+                    shim_object, shim_source = _compile_shim(self, ext, plan)
+                    ext.extra_objects = [*(ext.extra_objects or []), shim_object]
+                    # A changed declaration rewrites the shim source: the module must be relinked.
+                    ext.depends = [*(ext.depends or []), shim_source]
+                    if sys.platform == "darwin":
+                        # ld64 does not take visibility from a hidden reference, as ELF linkers do.
+                        ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
+                    super().build_extension(ext)
+                finally:
+                    ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends = saved
             self.nogil_declared[ext.name] = declaration
             self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
 

@@ -34,7 +34,7 @@ def render_text(result: AuditResult, stream: TextIO) -> None:
 
 def summary(result: AuditResult) -> str:
     """The closing line: what was read, what was found, by severity."""
-    counts = ", ".join(f"{result.count(s)} {s}" for s in sorted(Severity, reverse=True) if result.count(s))
+    counts = ", ".join(plural(result.count(s), str(s)) for s in sorted(Severity, reverse=True) if result.count(s))
     files = len({f.path for f in result.findings})
     found = f"{plural(len(result.findings), 'finding')} ({counts}) in {plural(files, 'file')}" \
         if result.findings else "no findings"

@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
-import mesonpy
 from mesonpy import (
     build_editable,
     build_sdist,
@@ -33,6 +32,7 @@ from mesonpy import (
     get_requires_for_build_wheel,
 )
 
+from nogil_meson.audit_step import AuditFailed, build_wheel_with_audit
 from nogil_meson.record import RecordingError, record_declarations
 from nogil_toolkit.config import ConfigError, load_config
 from nogil_toolkit.console import error
@@ -54,7 +54,10 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] 
         config = load_config(os.curdir)
     except ConfigError as exc:
         _fail(f"invalid [tool.nogil] configuration\n{exc}", "pyproject.toml")
-    name = mesonpy.build_wheel(wheel_directory, config_settings, metadata_directory)
+    try:
+        name = build_wheel_with_audit(wheel_directory, config_settings, metadata_directory, config)
+    except AuditFailed as exc:
+        _fail(exc.what.removeprefix("nogil: "), exc.where)
     if config is not None:
         try:
             record_declarations(Path(wheel_directory) / name, config)

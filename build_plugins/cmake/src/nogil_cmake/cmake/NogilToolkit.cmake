@@ -22,17 +22,19 @@ if(NOT DEFINED NOGIL_PROJECT_DIR)
   set(NOGIL_PROJECT_DIR "${CMAKE_SOURCE_DIR}")
 endif()
 
-function(_nogil_toolkit out_var)
+function(_nogil_python out_var)
   foreach(candidate Python_EXECUTABLE Python3_EXECUTABLE PYTHON_EXECUTABLE)
     if(${candidate})
-      set(python "${${candidate}}")
-      break()
+      set(${out_var} "${${candidate}}" PARENT_SCOPE)
+      return()
     endif()
   endforeach()
-  if(NOT python)
-    message(FATAL_ERROR "nogil: no Python interpreter: call find_package(Python COMPONENTS Interpreter "
-                        "Development.Module) before nogil_declare()")
-  endif()
+  message(FATAL_ERROR "nogil: no Python interpreter: call find_package(Python COMPONENTS Interpreter "
+                      "Development.Module) before nogil_declare()")
+endfunction()
+
+function(_nogil_toolkit out_var)
+  _nogil_python(python)
   # The tool's stderr goes straight to the console: CMake would re-wrap its error lines.
   execute_process(
     COMMAND "${python}" -m nogil_toolkit shim --project "${NOGIL_PROJECT_DIR}" ${ARGN}
@@ -75,12 +77,34 @@ function(nogil_declare target module)
       target_link_options(${target} PRIVATE "${link}")
     endif()
     message(STATUS "nogil: ${module} declares ${declaration} at module init")
+    if(declaration STREQUAL "not-used")
+      _nogil_audit_step(${target} ${module})
+    endif()
   endif()
   get_property(finishing GLOBAL PROPERTY NOGIL_FINISH_DEFERRED)
   if(NOT finishing)
     set_property(GLOBAL PROPERTY NOGIL_FINISH_DEFERRED TRUE)
     cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _nogil_finish)
   endif()
+endfunction()
+
+# The source audit of a module declared not-used ([tool.nogil.audit] build, default "warn"): a
+# PRE_LINK step of <target> running `python -m nogil_toolkit audit --build <module>` on the
+# target's final SOURCES and include path. Generator expressions make them exact (sources
+# added later by target_sources() or through generator expressions count, the shim's objects
+# are left out by the tool), and a PRE_LINK step runs again exactly when the module is
+# relinked, that is when one of its sources changed. The tool reads the mode itself: "off"
+# prints nothing, "error" with findings exits 1 and the link step fails.
+function(_nogil_audit_step target module)
+  _nogil_python(python)
+  set(includes "$<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>")
+  add_custom_command(TARGET ${target} PRE_LINK
+    COMMAND "${python}" -m nogil_toolkit audit --project "${NOGIL_PROJECT_DIR}" --build "${module}"
+            --sources-dir "$<TARGET_PROPERTY:${target},SOURCE_DIR>"
+            "$<$<BOOL:${includes}>:-I$<JOIN:${includes},;-I>>"
+            "$<TARGET_PROPERTY:${target},SOURCES>"
+    WORKING_DIRECTORY "${NOGIL_PROJECT_DIR}"
+    COMMAND_EXPAND_LISTS VERBATIM)
 endfunction()
 
 # Runs once, after the top-level CMakeLists.txt: every nogil_declare() call is known by then.
