@@ -20,6 +20,7 @@ import functools
 import os
 import sys
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from setuptools.errors import SetupError
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from nogil_setuptools.export_hook import has_hook_wrapper, needs_hook_wrapper
 
 try:
     from setuptools.modified import newer_group
@@ -62,21 +64,33 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
                 super().build_extension(ext)
                 return
             plan = ShimPlan(ext.name, declaration)
+            library = Path(self.get_ext_fullpath(ext.name))
+            up_to_date = not newer_group([*ext.sources, *(ext.depends or [])], str(library), missing="newer")
+            if not self.force and up_to_date and has_hook_wrapper(library, plan):
+                plan = replace(plan, export_hook=True)
+            self._nogil_build(ext, plan)
+            if needs_hook_wrapper(library, plan):  # a 3.15 PyModExport_ hook: see export_hook.py
+                self._nogil_build(ext, replace(plan, export_hook=True))
+            self.nogil_declared[ext.name] = declaration
+            self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
+
+        def _nogil_build(self, ext: Any, plan: ShimPlan) -> None:
+            """Build ``ext`` with the shim of ``plan``."""
             saved = (ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends)
             try:
-                ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
+                ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.hook_rename_macro(),
+                                     plan.cython_macro()]
                 shim_object, shim_source = _compile_shim(self, ext, plan)
                 ext.extra_objects = [*(ext.extra_objects or []), shim_object]
                 # A changed declaration rewrites the shim source: the module must be relinked.
                 ext.depends = [*(ext.depends or []), shim_source]
                 if sys.platform == "darwin":
                     # ld64 does not take visibility from a hidden reference, as ELF linkers do.
-                    ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
+                    ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}",
+                                           *([f"-Wl,-unexported_symbol,_{plan.hook_alias}"] if plan.export_hook else [])]
                 super().build_extension(ext)
             finally:
                 ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends = saved
-            self.nogil_declared[ext.name] = declaration
-            self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
 
     build_ext.__qualname__ = f"nogil_setuptools.build_ext[{base.__module__}.{base.__qualname__}]"
     return build_ext
