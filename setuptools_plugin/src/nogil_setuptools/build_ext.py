@@ -29,6 +29,7 @@ from setuptools.errors import SetupError
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from nogil_toolkit.stable_abi import limited_api_refusal
 from nogil_setuptools.export_hook import has_hook_wrapper, needs_hook_wrapper
 
 try:
@@ -130,16 +131,15 @@ def _check_extensions(config: NogilConfig, extensions: list[Any]) -> None:
     error = unmatched_overrides_error(config, (ext.name for ext in extensions))
     if error is not None:
         problems.append(str(error))
-    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info < (3, 15):
-        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    refusal = limited_api_refusal(sys.version_info[:2], bool(sysconfig.get_config_var("Py_GIL_DISABLED")))
+    if refusal is not None:
+        version = f"{sys.version_info[0]}{sys.version_info[1]}"
         for ext in extensions:
             if _defines_limited_api(ext):
                 problems.append(
-                    f"extension {ext.name!r} defines {LIMITED_API_MACRO} (the stable ABI, abi3), which "
-                    f"free-threaded CPython {version} can neither compile nor load: abi3 modules only load "
-                    f"on GIL builds, and free-threaded builds get a stable ABI (abi3t, PEP 803) in 3.15. "
-                    f"Define {LIMITED_API_MACRO} only when sysconfig.get_config_var('Py_GIL_DISABLED') is "
-                    f"false, so this interpreter builds a version-specific cp{version.replace('.', '')}t module.")
+                    f"extension {ext.name!r} defines {LIMITED_API_MACRO} {refusal}. Define {LIMITED_API_MACRO} "
+                    f"only when sysconfig.get_config_var('Py_GIL_DISABLED') is false, so this interpreter "
+                    f"builds a version-specific cp{version}t module.")
     if problems:
         raise SetupError("\n".join(problems))
 
