@@ -96,7 +96,7 @@ ${init}(void)
     (void)*(volatile const char *)nogil_toolkit_marker;
 #ifdef NOGIL_TOOLKIT_INIT_MAY_BE_MISSING
     if (${alias} == NULL) {
-        PyErr_SetString(PyExc_ImportError, "${module} defines no ${init}: it is loaded through its export hook");
+        PyErr_SetString(PyExc_ImportError, "${module} defines no ${init}, only the export hook ${hook} of Python 3.15+");
         return NULL;
     }
 #endif

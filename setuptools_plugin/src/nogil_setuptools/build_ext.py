@@ -28,9 +28,9 @@ from setuptools.errors import SetupError
 
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.export_hooks import has_hook_wrapper, needs_hook_wrapper
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
 from nogil_toolkit.stable_abi import limited_api_refusal
-from nogil_setuptools.export_hook import has_hook_wrapper, needs_hook_wrapper
 
 try:
     from setuptools.modified import newer_group
@@ -70,7 +70,7 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
             if not self.force and up_to_date and has_hook_wrapper(library, plan):
                 plan = replace(plan, export_hook=True)
             self._nogil_build(ext, plan)
-            if needs_hook_wrapper(library, plan):  # a 3.15 PyModExport_ hook: see export_hook.py
+            if needs_hook_wrapper(library, plan):  # a 3.15 PyModExport_ hook: see export_hooks.py
                 self._nogil_build(ext, replace(plan, export_hook=True))
             self.nogil_declared[ext.name] = declaration
             self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)

@@ -1,5 +1,8 @@
 """Does a built module define Python 3.15's export hook ``PyModExport_<name>`` (PEP 793)?
 
+For the build plugins: the setuptools plugin decides from it whether the shim wraps the hook,
+the meson backend checks its wheels with it.
+
 The shim must wrap the hook when, and only when, the module defines it: CPython 3.15 prefers
 an exported hook over ``PyInit_<name>`` and fails the import when a hook returns NULL, so a
 wrapper around a hook that does not exist would break a module that has only ``PyInit_``.
@@ -11,8 +14,10 @@ not whether the wrapper is exported (and PE has no weak symbols). The linked mod
 sources are compiled with the hook renamed (:meth:`ShimPlan.hook_rename_macro`), and since
 ``PyMODEXPORT_FUNC`` exports what it declares, the renamed hook shows among the module's
 exports exactly when the sources define an exported hook, which is CPython's own criterion.
-The toolkit's ELF, PE and Mach-O readers list those exports. A module found to define the
-hook is linked once more with the wrapper, which hides the renamed original.
+The toolkit's ELF, PE and Mach-O readers list those exports. setuptools links a module found
+to define the hook once more, with the wrapper, which hides the renamed original; meson and
+CMake cannot relink, so there the build names the modules with a hook (``--export-hook``) and
+the meson backend fails a wheel whose module still exports a renamed hook nobody wrapped.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ def exports(library: Path) -> frozenset[str]:
         data = library.read_bytes()
     except FileNotFoundError:
         return frozenset()
+    return exported_names(data)
+
+
+def exported_names(data: bytes) -> frozenset[str]:
+    """The names the library in ``data`` exports; empty for a format we do not read."""
     for recognises, load in ((lambda head: head.startswith(elf.MAGIC), elf.load), (pe.is_pe, pe.load),
                              (macho.is_macho, macho.load)):
         if recognises(data[:8]):
@@ -42,7 +52,13 @@ def exports(library: Path) -> frozenset[str]:
 
 def needs_hook_wrapper(library: Path, plan: ShimPlan) -> bool:
     """The module linked without the wrapper exports its renamed hook: wrap it."""
-    return not plan.export_hook and plan.hook_alias in exports(library)
+    return not plan.export_hook and unwrapped_hook(exports(library), plan)
+
+
+def unwrapped_hook(names: frozenset[str], plan: ShimPlan) -> bool:
+    """Among a module's exported ``names``, its renamed hook: the sources define the hook and
+    the shim does not wrap it (the wrapper would hide it)."""
+    return plan.hook_alias in names
 
 
 def has_hook_wrapper(library: Path, plan: ShimPlan) -> bool:
