@@ -106,7 +106,7 @@ def test_override_naming_no_built_module_fails_the_build(gil312_venv: Path, plug
 
 def test_the_readme_shows_the_shipped_setup_block() -> None:
     block = [line for line in (REPO / "templates" / "nogil_meson_setup.build").read_text().splitlines()
-             if line and not line.startswith(("#", "nogil_modules = "))]
+             if line and not line.startswith(("#", "nogil_modules = ", "nogil_export_hooks = "))]
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("### meson-python"):readme.index("### CMake / scikit-build-core")]
     lines = section.splitlines()
