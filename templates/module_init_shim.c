@@ -15,6 +15,7 @@
  * so there the original init is returned as it is.
  */
 #undef ${init}
+#undef ${hook}
 #include <Python.h>
 #include <stdlib.h>
 
@@ -26,6 +27,12 @@ extern "C" {
  * symbol hidden visibility (the most constraining one wins), so it is not exported. */
 #if defined(__GNUC__) && !defined(_WIN32) && !defined(__CYGWIN__) && !defined(__APPLE__)
 __attribute__((visibility("hidden")))
+#endif
+/* From 3.15 a module may define only the export hook (PEP 793), which CPython then prefers:
+ * on ELF the original init is a weak reference there, so such a module still links. */
+#if PY_VERSION_HEX >= 0x030F0000 && defined(__ELF__)
+__attribute__((weak))
+#define NOGIL_TOOLKIT_INIT_MAY_BE_MISSING 1
 #endif
 extern PyObject *${alias}(void);
 
@@ -87,6 +94,12 @@ ${init}(void)
     /* A volatile read keeps the marker in the binary whatever the linker's garbage
      * collection of unreferenced sections. */
     (void)*(volatile const char *)nogil_toolkit_marker;
+#ifdef NOGIL_TOOLKIT_INIT_MAY_BE_MISSING
+    if (${alias} == NULL) {
+        PyErr_SetString(PyExc_ImportError, "${module} defines no ${init}, only the export hook ${hook} of Python 3.15+");
+        return NULL;
+    }
+#endif
     result = ${alias}();
     if (result == NULL) {
         return NULL;
@@ -104,7 +117,7 @@ ${init}(void)
 #endif
     return result;
 }
-
+${export_hook}
 #ifdef __cplusplus
 }
 #endif

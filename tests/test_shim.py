@@ -128,3 +128,39 @@ def compile_strictly(include: str, tmp_path: Path) -> None:
         shim = write_shim(ShimPlan("pkg._x", declaration), tmp_path, cplusplus=cplusplus)
         compiler = ["c++", "-std=c++17"] if cplusplus else ["cc", *C_ONLY]
         run([*compiler, *STRICT, f"-I{include}", shim])
+
+
+# The 3.15 names, spelled from CPython's documentation for compiling against older headers
+# (no 3.15 interpreter exists here); the sample that builds and calls the hook uses it too.
+PY315_COMPAT = Path(__file__).parent / "samples" / "hook315" / "src" / "hook315" / "py315_compat.h"
+
+
+@pytest.mark.freethreaded
+def test_export_hook_shim_compiles_without_warnings_for_315(ft_python: str, tmp_path: Path) -> None:
+    """The hook wrapper is 3.15-only C (PY_VERSION_HEX): compiled here with the 3.15 names,
+    strictly, as C11 (PySlot's anonymous unions) and as C++17."""
+    include = headers(ft_python)
+    for declaration, cplusplus in ((GilDeclaration.NOT_USED, False), (GilDeclaration.USED, True)):
+        shim = write_shim(ShimPlan("pkg._x", declaration, export_hook=True), tmp_path, cplusplus=cplusplus)
+        compiler = ["c++", "-std=c++17"] if cplusplus else ["cc", "-std=c11", *C_ONLY[1:]]
+        run([*compiler, *STRICT, f"-I{include}", "-include", PY315_COMPAT, shim])
+
+
+def test_export_hook_shim_is_nothing_before_315(tmp_path: Path) -> None:
+    """Against 3.13's own headers the wrapper is compiled out: no PyModExport_ symbol at all."""
+    python = gil_python(13)
+    assert python is not None, "no GIL build of CPython 3.13 on PATH or in pyenv"
+    shim = write_shim(ShimPlan("pkg._x", GilDeclaration.NOT_USED, export_hook=True), tmp_path)
+    run(["cc", *C_ONLY, *STRICT[:-2], "-o", tmp_path / "shim.o", f"-I{headers(python)}", shim])
+    symbols = run(["nm", tmp_path / "shim.o"]).stdout
+    assert "PyInit__x" in symbols and "PyModExport" not in symbols
+
+
+def test_hook_wrapper_spells_no_slot_number(tmp_path: Path) -> None:
+    """Slot ids, flags and the end marker come from the headers' names (PEP 820 renumbered them)."""
+    text = ShimPlan("pkg._x", GilDeclaration.NOT_USED, export_hook=True).render()
+    assert re.findall(r"\.sl_id\s*=(?!=)\s*([^;]+);", text) == ["nogil_toolkit_gil_id"]
+    assert re.findall(r"\.sl_flags\s*=\s*([^;]+);", text) == ["PySlot_INTPTR"]
+    assert "!= Py_slot_end" in text and not re.search(r"sl_id\s*[!=]=\s*\d", text)
+    assert "extern PySlot *_nogil_toolkit_orig_PyModExport__x(void);" in text
+    assert "#undef PyModExport__x\n" in text

@@ -6,11 +6,17 @@ command at configure time instead, so all three backends compile the same genera
 same flags. Output is one tab-separated line per module, in the order given, made to be split
 by a build language that has no JSON parser (meson)::
 
-    MODULE <TAB> DECLARATION <TAB> SHIM <TAB> RENAME <TAB> CYTHON <TAB> LINK
+    MODULE <TAB> DECLARATION <TAB> SHIM <TAB> RENAME <TAB> CYTHON <TAB> LINK <TAB> HOOK
 
 ``DECLARATION`` is ``not-used``, ``used`` or ``none`` (no rule covers the module: the build
-leaves it untouched and the other fields are empty). ``RENAME`` and ``CYTHON`` are ``-D``
-compile flags for the module's own sources; ``LINK`` is a linker flag, empty except on macOS.
+leaves it untouched and the other fields are empty). ``RENAME``, ``CYTHON`` and ``HOOK`` are
+``-D`` compile flags for the module's own sources (``HOOK`` renames Python 3.15's export hook
+``PyModExport_<name>``, harmless where there is none); ``LINK`` is a linker flag, empty except
+on macOS.
+
+A module that defines the export hook (PEP 793) is named with ``--export-hook``: its shim then
+wraps the hook too. Unlike setuptools, meson and CMake cannot relink a module after looking at
+it (see :mod:`nogil_toolkit.export_hooks`), so the build says which modules have one.
 
 With ``--record FILE`` the modules are taken as all the modules the build declares: the
 declaration record is written to ``FILE`` and an override of ``[tool.nogil.modules]`` that names
@@ -32,7 +38,7 @@ from nogil_toolkit.wheel.record import DeclarationRecord
 
 EPILOG = """\
 output, one line per MODULE, fields separated by a tab:
-  MODULE  DECLARATION  SHIM  RENAME  CYTHON  LINK
+  MODULE  DECLARATION  SHIM  RENAME  CYTHON  LINK  HOOK
   DECLARATION is not-used, used, or none (no rule of [tool.nogil] covers the module: leave it
   as it is; the other fields are then empty)
 
@@ -42,6 +48,7 @@ file cannot be written;
 
 examples:
   nogil-toolkit shim --output-dir build/shims pkg._speedups pkg.legacy._old
+  nogil-toolkit shim --output-dir build/shims --export-hook pkg._speedups pkg._speedups
   nogil-toolkit shim --record build/nogil-declaration.json pkg._speedups pkg.legacy._old
 """
 
@@ -60,6 +67,9 @@ def register(subparsers: Any) -> None:
                         help="write the shims here (default: print the flags only, SHIM is empty)")
     parser.add_argument("--cplusplus", action="store_true",
                         help="name the shims .cpp, for a project that enables no C compiler")
+    parser.add_argument("--export-hook", metavar="MODULE", action="append", default=[],
+                        help="MODULE (one of the MODULEs) also defines Python 3.15's export hook "
+                             "PyModExport_<name>: its shim wraps the hook too (repeat for each such module)")
     parser.add_argument("--record", metavar="FILE", type=Path,
                         help="the MODULEs are all the build declares: check the overrides against them "
                              "and write the declaration record (nogil-declaration.json) to FILE")
@@ -75,8 +85,12 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         error("no [tool.nogil] table", str(Path(args.project)))
         return EXIT_USAGE
+    strangers = sorted(set(args.export_hook) - set(args.modules))
+    if strangers:
+        error(f"--export-hook names {', '.join(strangers)}, which is not among the MODULEs", str(config.path))
+        return EXIT_USAGE
     try:
-        plans = module_plans(config, args.modules)
+        plans = module_plans(config, args.modules, frozenset(args.export_hook))
     except ConfigError as exc:  # patterns that disagree about a module
         _config_errors(exc)
         return EXIT_FAILURE
@@ -107,8 +121,10 @@ def _config_errors(exc: ConfigError) -> None:
         error(problem.what, problem.where)
 
 
-def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[ShimPlan]]:
-    """The shim plan of each module, ``None`` where no rule of ``config`` covers it.
+def module_plans(config: NogilConfig, modules: list[str],
+                 export_hooks: frozenset[str] = frozenset()) -> dict[str, Optional[ShimPlan]]:
+    """The shim plan of each module, ``None`` where no rule of ``config`` covers it; the
+    modules in ``export_hooks`` get their export hook wrapped.
 
     Raises ValueError for a name no shim can be made for, ConfigError for patterns that
     disagree about a module."""
@@ -119,17 +135,19 @@ def module_plans(config: NogilConfig, modules: list[str]) -> dict[str, Optional[
         if dotted_module_name(module.split(".")) is None or not module.isascii():
             raise ValueError(f"extension module name {module!r} is not a dotted name of identifiers (ASCII)")
         declaration = config.declaration_for(module)
-        plans[module] = None if declaration is None else ShimPlan(module, declaration)
+        plans[module] = None if declaration is None else ShimPlan(module, declaration, module in export_hooks)
     return plans
 
 
 def plan_fields(module: str, plan: Optional[ShimPlan], output_dir: Optional[Path], cplusplus: bool) -> list[str]:
-    """The six output fields of one module; writes its shim when ``output_dir`` is given."""
+    """The seven output fields of one module; writes its shim when ``output_dir`` is given."""
     if plan is None:
-        return [module, "none", "", "", "", ""]
+        return [module, "none", "", "", "", "", ""]
     shim = str(write_shim(plan, output_dir, cplusplus).resolve()) if output_dir is not None else ""
-    link = f"-Wl,-unexported_symbol,_{plan.alias}" if sys.platform == "darwin" else ""
-    return [module, plan.declaration.value, shim, _define(plan.rename_macro()), _define(plan.cython_macro()), link]
+    hidden = [plan.alias, *([plan.hook_alias] if plan.export_hook else [])]
+    link = " ".join(f"-Wl,-unexported_symbol,_{name}" for name in hidden) if sys.platform == "darwin" else ""
+    return [module, plan.declaration.value, shim, _define(plan.rename_macro()), _define(plan.cython_macro()), link,
+            _define(plan.hook_rename_macro())]
 
 
 def _define(macro: tuple[str, str]) -> str:

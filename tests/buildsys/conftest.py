@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildsys_support import pip_wheel
+from buildsys_support import HOOKS, built_modules, cmake_hook_project, meson_hook_project, pip_wheel
 
 from support import REPO, SAMPLES, gil_python, make_venv, run
 
@@ -47,3 +47,15 @@ def meson_ft(ft_venv: Path, plugin_wheelhouse: Path, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="session")
 def cmake_ft(ft_venv: Path, plugin_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ft_build(ft_venv, SAMPLES / "cmake_spine", plugin_wheelhouse, tmp_path_factory.mktemp("cmake-ft"))
+
+
+@pytest.fixture(scope="session", params=["meson", "cmake"])
+def hook_build(request: pytest.FixtureRequest, ft_venv: Path, plugin_wheelhouse: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path]:
+    """The hook315 sample built by meson and by CMake on the free-threaded interpreter: its
+    modules, and the build directory (with the generated shims)."""
+    root = tmp_path_factory.mktemp(f"{request.param}-hook")
+    project = meson_hook_project(root, HOOKS) if request.param == "meson" else cmake_hook_project(root)
+    wheel, output = pip_wheel(ft_venv, project, root / "out", plugin_wheelhouse, build_dir=root / "build")
+    assert wheel is not None, output
+    return built_modules(wheel, root / "unpacked"), root / "build"

@@ -37,7 +37,8 @@ def test_each_module_gets_its_shim_and_flags_in_the_order_given(project: Path,
     assert main(["shim", "--project", str(project), "--output-dir", str(shims), "pkg.legacy._old", "pkg._fast"]) == 0
     old, fast = lines(capsys)
     assert old == ["pkg.legacy._old", "used", str(shims / "pkg.legacy._old.nogil_shim.c"),
-                   "-DPyInit__old=_nogil_toolkit_orig_PyInit__old", "-DCYTHON_FREETHREADING_COMPATIBLE=0", ""]
+                   "-DPyInit__old=_nogil_toolkit_orig_PyInit__old", "-DCYTHON_FREETHREADING_COMPATIBLE=0", "",
+                   "-DPyModExport__old=_nogil_toolkit_orig_PyModExport__old"]
     assert fast[:2] == ["pkg._fast", "not-used"] and fast[4] == "-DCYTHON_FREETHREADING_COMPATIBLE=1"
     assert Path(fast[2]).read_text() == ShimPlan("pkg._fast", GilDeclaration.NOT_USED).render()
 
@@ -45,8 +46,27 @@ def test_each_module_gets_its_shim_and_flags_in_the_order_given(project: Path,
 def test_a_module_no_rule_covers_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.nogil.modules]\n"pkg._a" = true\n')
     assert main(["shim", "--project", str(tmp_path), "--output-dir", str(tmp_path / "s"), "pkg._a", "pkg._b"]) == 0
-    assert lines(capsys)[1] == ["pkg._b", "none", "", "", "", ""]
+    assert lines(capsys)[1] == ["pkg._b", "none", "", "", "", "", ""]
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["pkg._a.nogil_shim.c"]
+
+
+def test_export_hook_modules_get_the_hook_wrapper(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shims = project / "shims"
+    assert main(["shim", "--project", str(project), "--output-dir", str(shims), "--export-hook", "pkg._hook",
+                 "pkg._hook", "pkg._plain"]) == 0
+    hook, plain = lines(capsys)
+    assert Path(hook[2]).read_text() == ShimPlan("pkg._hook", GilDeclaration.NOT_USED, export_hook=True).render()
+    assert Path(plain[2]).read_text() == ShimPlan("pkg._plain", GilDeclaration.NOT_USED).render()
+    assert "PyMODEXPORT_FUNC\nPyModExport__hook(void)" in Path(hook[2]).read_text()
+    assert "PyModExport__plain(void)" not in Path(plain[2]).read_text()
+
+
+def test_export_hook_must_name_one_of_the_modules(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shim", "--project", str(project), "--output-dir", str(project / "s"), "--export-hook", "pkg._y",
+                 "pkg._x"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --export-hook names pkg._y, which is not among the MODULEs (")
+    assert captured.out == "" and not (project / "s").exists()
 
 
 def test_cplusplus_projects_get_a_cpp_shim(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

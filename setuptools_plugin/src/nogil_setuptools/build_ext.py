@@ -20,6 +20,7 @@ import functools
 import os
 import sys
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from setuptools.errors import SetupError
 
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
+from nogil_toolkit.export_hooks import has_hook_wrapper, needs_hook_wrapper
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
+from nogil_toolkit.stable_abi import limited_api_refusal
 from nogil_setuptools.audit_step import audit_extensions
 from nogil_setuptools.object_dirs import PerExtensionBuildTemp
 
@@ -65,22 +68,35 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
                 super().build_extension(ext)
                 return
             plan = ShimPlan(ext.name, declaration)
+            library = Path(self.get_ext_fullpath(ext.name))
+            up_to_date = not newer_group([*ext.sources, *(ext.depends or [])], str(library), missing="newer")
+            if not self.force and up_to_date and has_hook_wrapper(library, plan):
+                plan = replace(plan, export_hook=True)
+            self._nogil_build(ext, plan)
+            if needs_hook_wrapper(library, plan):  # a 3.15 PyModExport_ hook: see export_hooks.py
+                self._nogil_build(ext, replace(plan, export_hook=True))
+            self.nogil_declared[ext.name] = declaration
+            self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
+
+        def _nogil_build(self, ext: Any, plan: ShimPlan) -> None:
+            """Build ``ext`` with the shim of ``plan``."""
             saved = (ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends)
             with self.nogil_own_build_temp(ext):
                 try:
-                    ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.cython_macro()]
+                    ext.define_macros = [*ext.define_macros, plan.rename_macro(), plan.hook_rename_macro(),
+                                         plan.cython_macro()]
                     shim_object, shim_source = _compile_shim(self, ext, plan)
                     ext.extra_objects = [*(ext.extra_objects or []), shim_object]
                     # A changed declaration rewrites the shim source: the module must be relinked.
                     ext.depends = [*(ext.depends or []), shim_source]
                     if sys.platform == "darwin":
                         # ld64 does not take visibility from a hidden reference, as ELF linkers do.
-                        ext.extra_link_args = [*(ext.extra_link_args or []), f"-Wl,-unexported_symbol,_{plan.alias}"]
+                        hidden = [plan.alias, *([plan.hook_alias] if plan.export_hook else [])]
+                        ext.extra_link_args = [*(ext.extra_link_args or []),
+                                               *(f"-Wl,-unexported_symbol,_{name}" for name in hidden)]
                     super().build_extension(ext)
                 finally:
                     ext.define_macros, ext.extra_objects, ext.extra_link_args, ext.depends = saved
-            self.nogil_declared[ext.name] = declaration
-            self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
 
     build_ext.__qualname__ = f"nogil_setuptools.build_ext[{base.__module__}.{base.__qualname__}]"
     return build_ext
@@ -120,16 +136,15 @@ def _check_extensions(config: NogilConfig, extensions: list[Any]) -> None:
     error = unmatched_overrides_error(config, (ext.name for ext in extensions))
     if error is not None:
         problems.append(str(error))
-    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info < (3, 15):
-        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    refusal = limited_api_refusal(sys.version_info[:2], bool(sysconfig.get_config_var("Py_GIL_DISABLED")))
+    if refusal is not None:
+        version = f"{sys.version_info[0]}{sys.version_info[1]}"
         for ext in extensions:
             if _defines_limited_api(ext):
                 problems.append(
-                    f"extension {ext.name!r} defines {LIMITED_API_MACRO} (the stable ABI, abi3), which "
-                    f"free-threaded CPython {version} can neither compile nor load: abi3 modules only load "
-                    f"on GIL builds, and free-threaded builds get a stable ABI (abi3t, PEP 803) in 3.15. "
-                    f"Define {LIMITED_API_MACRO} only when sysconfig.get_config_var('Py_GIL_DISABLED') is "
-                    f"false, so this interpreter builds a version-specific cp{version.replace('.', '')}t module.")
+                    f"extension {ext.name!r} defines {LIMITED_API_MACRO} {refusal}. Define {LIMITED_API_MACRO} "
+                    f"only when sysconfig.get_config_var('Py_GIL_DISABLED') is false, so this interpreter "
+                    f"builds a version-specific cp{version}t module.")
     if problems:
         raise SetupError("\n".join(problems))
 

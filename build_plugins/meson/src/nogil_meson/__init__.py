@@ -33,6 +33,7 @@ from mesonpy import (
 )
 
 from nogil_meson.audit_step import AuditFailed, build_wheel_with_audit
+from nogil_meson.limited_api import limited_api_problem
 from nogil_meson.record import RecordingError, record_declarations
 from nogil_toolkit.config import ConfigError, load_config
 from nogil_toolkit.console import error
@@ -54,6 +55,9 @@ def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] 
         config = load_config(os.curdir)
     except ConfigError as exc:
         _fail(f"invalid [tool.nogil] configuration\n{exc}", "pyproject.toml")
+    problem = None if config is None else limited_api_problem(config.path)
+    if problem is not None:
+        _fail(problem, str(config.path))
     try:
         name = build_wheel_with_audit(wheel_directory, config_settings, metadata_directory, config)
     except AuditFailed as exc:

@@ -4,7 +4,8 @@ The check runs on the wheel rather than on ``meson.build``: the wheel is the one
 of the modules a meson build produced, whatever subdirectories and options made them. The
 same rules as the setuptools plugin apply: an override naming no module of the wheel fails,
 and so does a module the configuration declares whose binary does not carry the toolkit's
-marker with that declaration (its ``extension_module`` lacks ``dependencies: nogil[...]``).
+marker with that declaration (its ``extension_module`` lacks ``dependencies: nogil[...]``), or
+that defines Python 3.15's export hook without the shim wrapping it (``nogil_export_hooks``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from wheel.wheelfile import WheelFile
 
+from nogil_meson.export_hooks import unwrapped_hook_error
 from nogil_toolkit.config import NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.marker import iter_markers
@@ -44,9 +46,13 @@ def record_declarations(wheel_path: Path, config: NogilConfig) -> DeclarationRec
             expected = config.declaration_for(module)
             if expected is None:
                 continue
-            found = [m.declaration for m in iter_markers(wheel.read(members[module])) if m.module == module]
+            binary = wheel.read(members[module])
+            found = [m.declaration for m in iter_markers(binary) if m.module == module]
             if found != [expected]:
                 raise RecordingError(_mismatch(module, expected, found))
+            unwrapped = unwrapped_hook_error(module, expected, binary)
+            if unwrapped is not None:
+                raise RecordingError(unwrapped)
             declared[module] = expected
     record = DeclarationRecord(declared, config.thread_safe)
     if members:

@@ -3,6 +3,7 @@
 #   include(NogilToolkit)                 # found through nogil-cmake's cmake.module entry point
 #   python_add_library(_speedups MODULE src/pkg/_speedups.c WITH_SOABI)
 #   nogil_declare(_speedups pkg._speedups)
+#   nogil_declare(_fast pkg._fast EXPORT_HOOK)   # _fast also defines PyModExport__fast (3.15)
 #
 # nogil_declare(<target> <module>) runs `python -m nogil_toolkit shim` at configure time: the
 # same generator and flags as the setuptools and meson integrations. If [tool.nogil] covers
@@ -11,6 +12,10 @@
 # At the end of configuration the declared modules are checked against [tool.nogil.modules]
 # (an override that names none of them fails) and, under scikit-build-core, the declaration
 # record nogil-declaration.json is installed into the wheel's .dist-info.
+#
+# EXPORT_HOOK: the module also defines Python 3.15's export hook PyModExport_<name> (PEP 793),
+# which CPython 3.15 prefers over PyInit_<name>; the shim then wraps the hook as well. CMake
+# cannot relink a module after looking at it, so the build says so (setuptools finds out).
 #
 # Variables: NOGIL_PROJECT_DIR (default CMAKE_SOURCE_DIR) holds pyproject.toml; the
 # interpreter is Python_EXECUTABLE (FindPython), Python3_EXECUTABLE or PYTHON_EXECUTABLE.
@@ -47,6 +52,14 @@ function(_nogil_toolkit out_var)
 endfunction()
 
 function(nogil_declare target module)
+  cmake_parse_arguments(PARSE_ARGV 2 nogil "EXPORT_HOOK" "" "")
+  if(nogil_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "nogil_declare: unexpected arguments '${nogil_UNPARSED_ARGUMENTS}' (only EXPORT_HOOK)")
+  endif()
+  set(hook "")
+  if(nogil_EXPORT_HOOK)
+    set(hook --export-hook "${module}")
+  endif()
   if(NOT TARGET ${target})
     message(FATAL_ERROR "nogil_declare: no target named '${target}' (declare after python_add_library)")
   endif()
@@ -55,8 +68,9 @@ function(nogil_declare target module)
   if(NOT "C" IN_LIST languages)
     set(cplusplus --cplusplus)
   endif()
-  _nogil_toolkit(output --output-dir "${CMAKE_BINARY_DIR}/nogil-shims" ${cplusplus} "${module}")
-  # One line: module, declaration, shim, rename flag, Cython flag, link flag (tab-separated).
+  _nogil_toolkit(output --output-dir "${CMAKE_BINARY_DIR}/nogil-shims" ${cplusplus} ${hook} "${module}")
+  # One line: module, declaration, shim, rename flag, Cython flag, link flags, hook rename flag
+  # (tab-separated).
   string(REGEX REPLACE "\r?\n$" "" output "${output}")
   string(REPLACE "\t" ";" fields "${output}")
   list(GET fields 1 declaration)
@@ -66,15 +80,17 @@ function(nogil_declare target module)
     list(GET fields 3 rename)
     list(GET fields 4 cython)
     list(GET fields 5 link)
+    list(GET fields 6 hook_rename)
     string(MAKE_C_IDENTIFIER "nogil_shim_${module}" shim_target)
     add_library(${shim_target} OBJECT "${shim}")
     set_target_properties(${shim_target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
     # The module's own include path (Python's headers among them), read through its usage requirements.
     target_include_directories(${shim_target} PRIVATE $<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>)
     target_sources(${target} PRIVATE $<TARGET_OBJECTS:${shim_target}>)
-    target_compile_definitions(${target} PRIVATE "${rename}" "${cython}")
+    target_compile_definitions(${target} PRIVATE "${rename}" "${hook_rename}" "${cython}")
     if(link)
-      target_link_options(${target} PRIVATE "${link}")
+      separate_arguments(link UNIX_COMMAND "${link}")
+      target_link_options(${target} PRIVATE ${link})
     endif()
     message(STATUS "nogil: ${module} declares ${declaration} at module init")
     if(declaration STREQUAL "not-used")

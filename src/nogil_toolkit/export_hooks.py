@@ -1,0 +1,67 @@
+"""Does a built module define Python 3.15's export hook ``PyModExport_<name>`` (PEP 793)?
+
+For the build plugins: the setuptools plugin decides from it whether the shim wraps the hook,
+the meson backend checks its wheels with it.
+
+The shim must wrap the hook when, and only when, the module defines it: CPython 3.15 prefers
+an exported hook over ``PyInit_<name>`` and fails the import when a hook returns NULL, so a
+wrapper around a hook that does not exist would break a module that has only ``PyInit_``.
+
+Nothing before the link can tell. The sources may spell the hook through macros (a generator's
+``CONCAT(PyModExport_, name)``), so scanning them guesses; the shim is its own translation
+unit, so the preprocessor cannot see them; and a weak reference decides what the wrapper calls,
+not whether the wrapper is exported (and PE has no weak symbols). The linked module can: the
+sources are compiled with the hook renamed (:meth:`ShimPlan.hook_rename_macro`), and since
+``PyMODEXPORT_FUNC`` exports what it declares, the renamed hook shows among the module's
+exports exactly when the sources define an exported hook, which is CPython's own criterion.
+The toolkit's ELF, PE and Mach-O readers list those exports. setuptools links a module found
+to define the hook once more, with the wrapper, which hides the renamed original; meson and
+CMake cannot relink, so there the build names the modules with a hook (``--export-hook``) and
+the meson backend fails a wheel whose module still exports a renamed hook nobody wrapped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nogil_toolkit.inspect import elf, macho, pe
+from nogil_toolkit.inspect.image import MalformedBinary
+from nogil_toolkit.shim import ShimPlan
+
+
+def exports(library: Path) -> frozenset[str]:
+    """The names ``library`` exports; empty when it is missing or in no format we read."""
+    try:
+        data = library.read_bytes()
+    except FileNotFoundError:
+        return frozenset()
+    return exported_names(data)
+
+
+def exported_names(data: bytes) -> frozenset[str]:
+    """The names the library in ``data`` exports; empty for a format we do not read."""
+    for recognises, load in ((lambda head: head.startswith(elf.MAGIC), elf.load), (pe.is_pe, pe.load),
+                             (macho.is_macho, macho.load)):
+        if recognises(data[:8]):
+            try:
+                return frozenset(load(data).exports)
+            except MalformedBinary:
+                return frozenset()
+    return frozenset()
+
+
+def needs_hook_wrapper(library: Path, plan: ShimPlan) -> bool:
+    """The module linked without the wrapper exports its renamed hook: wrap it."""
+    return not plan.export_hook and unwrapped_hook(exports(library), plan)
+
+
+def unwrapped_hook(names: frozenset[str], plan: ShimPlan) -> bool:
+    """Among a module's exported ``names``, its renamed hook: the sources define the hook and
+    the shim does not wrap it (the wrapper would hide it)."""
+    return plan.hook_alias in names
+
+
+def has_hook_wrapper(library: Path, plan: ShimPlan) -> bool:
+    """An up-to-date module from an earlier build already carries the wrapper (the renamed
+    hook is hidden then, the wrapper exported): keep it, so a no-op rebuild stays a no-op."""
+    return plan.hook_symbol in exports(library)
