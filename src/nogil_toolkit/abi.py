@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
+
+from packaging.tags import Tag
 
 from nogil_toolkit.target import TargetInterpreter
 
@@ -75,6 +77,36 @@ def abi_is_free_threaded(abi: str) -> Optional[bool]:
         return abi == "abi3t"
     match = _CPYTHON_ABI.fullmatch(abi)
     return None if match is None else "t" in match.group(3)
+
+
+# The first CPython whose import system looks for PEP 793 export hooks: the inspection rules
+# differ on either side of it (``nogil_toolkit.inspect.exporthook``, kept in step by a test).
+_HOOKS_FROM = (3, 15)
+_OPEN_ENDED_ABIS = ("abi3", "abi3t", "none")
+
+
+def inspection_versions(tags: Iterable[Tag]) -> list[tuple[int, int]]:
+    """One CPython version per set of inspection rules that some interpreter admitted by
+    ``tags`` applies: ``[(3, 13)]`` for a ``cp313-cp313t`` wheel, ``[(3, 15)]`` for
+    ``cp315-abi3t``, ``[(3, 14), (3, 15)]`` for ``cp312-abi3`` (3.12 up to 3.15 and later).
+
+    A version-specific ABI (``cp314t``) means that version only; ``abi3``, ``abi3t`` and
+    ``none`` mean the interpreter tag's version and every later one. Tags without a CPython
+    version (``py3``, ``pp310``) could reach either side, as could no tags at all.
+    """
+    before, after = False, False
+    for tag in tags:
+        match = _CPYTHON_ABI.fullmatch(tag.interpreter) if tag.interpreter.startswith("cp") else None
+        if match is None:
+            before = after = True
+            continue
+        version = (int(match.group(1)), int(match.group(2)))
+        open_ended = tag.abi in _OPEN_ENDED_ABIS
+        before = before or version < _HOOKS_FROM
+        after = after or version >= _HOOKS_FROM or open_ended
+    if not (before or after):
+        before = after = True
+    return [v for v, wanted in (((_HOOKS_FROM[0], _HOOKS_FROM[1] - 1), before), (_HOOKS_FROM, after)) if wanted]
 
 
 def is_identifier(name: str) -> bool:

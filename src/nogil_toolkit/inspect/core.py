@@ -12,10 +12,10 @@ import os
 import stat
 import struct
 from dataclasses import replace
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
-from nogil_toolkit.inspect.exporthook import HOOK_PREFIXES, choose_hook, hooks_apply, read_hook_slot_array
+from nogil_toolkit.inspect.exporthook import FIRST_EXPORT_HOOK_VERSION, HOOK_PREFIXES, choose_hook, hooks_apply, read_hook_slot_array
 from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
@@ -93,6 +93,34 @@ def inspect_bytes(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: st
     if not data:
         return _unknown(name, "empty file")
     return _inspect(data, name, module, python)
+
+
+def inspect_bytes_for(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str, module: Optional[str],
+                      pythons: Sequence[Optional[PythonVersion]]) -> ModuleInspection:
+    """:func:`inspect_bytes` for a file several CPython versions may import (a wheel tagged
+    ``cp312-abi3`` reaches 3.12 to 3.15+). Versions on both sides of 3.15 see a file with an
+    export hook differently; where their verdicts differ, the answer is ``UNKNOWN`` naming both.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    first = inspect_bytes(data, name, module, pythons[0] if pythons else None)
+    # Without the hook's name anywhere in the file, every version applies the same rules.
+    if len(pythons) < 2 or data.find(b"PyModExport") < 0:
+        return first
+    others = [inspect_bytes(data, name, module, python) for python in pythons[1:]]
+    if all(o.verdict is first.verdict for o in others):
+        return first
+    seen = "; ".join(f"CPython {_version_text(p)}: {i.verdict.value}" + (f" ({i.reason})" if i.reason else "")
+                     for p, i in zip(pythons, [first, *others]))
+    return replace(first, verdict=Verdict.UNKNOWN,
+                   reason=f"the CPython versions this file is built for see it differently (PEP 793 export hooks): {seen}")
+
+
+def _version_text(python: Optional[PythonVersion]) -> str:
+    if python is None:
+        return "(any)"
+    text = ".".join(map(str, python[:2]))
+    return f"{text}+" if tuple(python[:2]) >= FIRST_EXPORT_HOOK_VERSION else f"before {'.'.join(map(str, FIRST_EXPORT_HOOK_VERSION))}"
 
 
 def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[PythonVersion]) -> ModuleInspection:

@@ -40,13 +40,15 @@ def _exit_at_once(signum: int, frame: object) -> None:
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  modules: Optional[Sequence[Optional[str]]] = None) -> list[ModuleInspection]:
+                  modules: Optional[Sequence[Optional[str]]] = None,
+                  python: Optional[tuple[int, ...]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes.
 
-    ``modules``, parallel to ``paths``, gives each file's full dotted module name where known.
+    ``modules``, parallel to ``paths``, gives each file's full dotted module name where known;
+    ``python`` is the target CPython's version, as for :func:`inspect_binary`.
     """
     total = len(paths)
-    items = list(zip(paths, modules if modules is not None else [None] * total))
+    items = [(path, module, python) for path, module in zip(paths, modules if modules is not None else [None] * total)]
     if jobs > 1 and total >= PARALLEL_THRESHOLD:
         # Imported only for a batch worth a pool: a cached or one-file check never pays for it.
         import multiprocessing
@@ -82,6 +84,6 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
     return results
 
 
-def _inspect_item(item: tuple[str, Optional[str]]) -> ModuleInspection:
-    """One (path, module name) pair; a module-level function so that workers can run it."""
+def _inspect_item(item: tuple[str, Optional[str], Optional[tuple[int, ...]]]) -> ModuleInspection:
+    """One (path, module name, target version); a module-level function so that workers can run it."""
     return inspect_binary(*item)
