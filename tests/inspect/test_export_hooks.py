@@ -95,7 +95,8 @@ def test_hook_wins_over_pyinit_on_315_only(hooks: Dict[str, Path]) -> None:
 def test_a_hook_choosing_its_array_at_run_time_is_unknown(hooks: Dict[str, Path]) -> None:
     report = inspect_binary(hooks["runtime_choice"], python=(3, 15))
     assert report.verdict is Verdict.UNKNOWN
-    assert report.reason == "PyModExport_runtime_choice does not just return a static address (its code is not recognised)"
+    assert report.reason == ("PyModExport_runtime_choice does not just return a static address "
+                             "(its code is not recognised)")
     assert report.evidence[0].kind is EvidenceKind.EXPORT_HOOK
 
 
@@ -115,3 +116,43 @@ def test_hook_names_follow_the_documented_encoding() -> None:
     assert hook_symbol("spam") == "PyModExport_spam"
     assert hook_symbol("café") == "PyModExportU_" + "café".encode("punycode").decode().replace("-", "_")
     assert abi._HOOKS_FROM == FIRST_EXPORT_HOOK_VERSION
+
+
+@pytest.mark.parametrize(("entry", "field", "value", "reason"), [
+    ("gil", "flags", 0x80, "has unknown flags 0x80 in entry 2"),
+    ("gil", "reserved", 1, "has a non-zero reserved field in entry 2 (not an array CPython accepts)"),
+    ("gil", "value", 2, "has the value 2, out of range in entry 2 (slot id 87)"),
+    ("exec", "slot", 4, "has a constant slot whose value is a pointer in entry 1 (slot id 4)"),
+    ("exec", "slot", 64, "has slot id 64 in entry 1, a type slot CPython 3.15 rejects in a module"),
+    ("exec", "slot", 0x1234, "has slot id 4660 in entry 1, unknown to CPython 3.15 and not optional"),
+])
+def test_arrays_cpython_would_not_accept_as_read_are_unknown(hooks: Dict[str, Path], tmp_path: Path, entry: str,
+                                                             field: str, value: int, reason: str) -> None:
+    """The PySlot fixture with one field of one entry patched, as a damaged or future file would be."""
+    path = hooks["pyslot_not_used"]
+    data = bytearray(path.read_bytes())
+    gil_offset = inspect_binary(path, python=(3, 15)).evidence[0].offset
+    assert gil_offset is not None
+    offset = gil_offset if entry == "gil" else gil_offset - 16  # the exec entry precedes the gil one
+    fields = dict(zip(("slot", "flags", "reserved", "value"), struct.unpack_from("<HHIQ", data, offset)))
+    fields[field] = value
+    struct.pack_into("<HHIQ", data, offset, *fields.values())
+    patched = tmp_path / path.name
+    patched.write_bytes(bytes(data))
+    report = inspect_binary(patched, python=(3, 15))
+    assert report.verdict is Verdict.UNKNOWN
+    assert report.reason is not None and report.reason.endswith(reason)
+
+
+def test_an_unknown_optional_slot_is_skipped_as_cpython_does(hooks: Dict[str, Path], tmp_path: Path) -> None:
+    path = hooks["pyslot_not_used"]
+    data = bytearray(path.read_bytes())
+    gil_offset = inspect_binary(path, python=(3, 15)).evidence[0].offset
+    assert gil_offset is not None
+    # The Py_mod_name entry (first) becomes {Py_slot_invalid, OPTIONAL, 0, pointer}: no effect.
+    name_offset = gil_offset - 32
+    _, _, reserved, pointer = struct.unpack_from("<HHIQ", data, name_offset)
+    struct.pack_into("<HHIQ", data, name_offset, 0xFFFF, 0x1, reserved, pointer)
+    patched = tmp_path / path.name
+    patched.write_bytes(bytes(data))
+    assert inspect_binary(patched, python=(3, 15)).verdict is Verdict.NOT_USED

@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
-from nogil_toolkit.inspect.exporthook import FIRST_EXPORT_HOOK_VERSION, HOOK_PREFIXES, choose_hook, hooks_apply, read_hook_slot_array
+from nogil_toolkit.inspect.exporthook import (FIRST_EXPORT_HOOK_VERSION, HOOK_PREFIXES, choose_hook, hooks_apply,
+                                              read_hook_slot_array)
 from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
@@ -112,15 +113,15 @@ def inspect_bytes_for(data: Union[bytes, bytearray, memoryview, mmap.mmap], name
         return first
     seen = "; ".join(f"CPython {_version_text(p)}: {i.verdict.value}" + (f" ({i.reason})" if i.reason else "")
                      for p, i in zip(pythons, [first, *others]))
-    return replace(first, verdict=Verdict.UNKNOWN,
-                   reason=f"the CPython versions this file is built for see it differently (PEP 793 export hooks): {seen}")
+    return replace(first, verdict=Verdict.UNKNOWN, reason="the CPython versions this file is built for see it "
+                                                          f"differently (PEP 793 export hooks): {seen}")
 
 
 def _version_text(python: Optional[PythonVersion]) -> str:
     if python is None:
         return "(any)"
-    text = ".".join(map(str, python[:2]))
-    return f"{text}+" if tuple(python[:2]) >= FIRST_EXPORT_HOOK_VERSION else f"before {'.'.join(map(str, FIRST_EXPORT_HOOK_VERSION))}"
+    first = ".".join(map(str, FIRST_EXPORT_HOOK_VERSION))
+    return f"{first}+" if tuple(python[:2]) >= FIRST_EXPORT_HOOK_VERSION else f"before {first}"
 
 
 def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[PythonVersion]) -> ModuleInspection:

@@ -50,7 +50,6 @@ PYSLOT_OPTIONAL = 0x1
 PYSLOT_STATIC = 0x2
 PYSLOT_INTPTR = 0x4
 _KNOWN_FLAGS = PYSLOT_OPTIONAL | PYSLOT_STATIC | PYSLOT_INTPTR
-PY_SLOT_INVALID = 0xFFFF
 
 # Module slot ids CPython 3.15 accepts in an export hook's array, by what their value is.
 _GIL_IDS = frozenset({4, 87})
@@ -212,10 +211,10 @@ def _walk(image: BinaryImage, address: int, locations: FrozenSet[int]) -> Union[
         if flags & ~_KNOWN_FLAGS:
             return f"has unknown flags {flags:#x} in entry {index}"
         if slot not in _MODULE_IDS:
+            if slot < _KNOWN_ID_LIMIT:
+                return f"has slot id {slot} in entry {index}, a type slot CPython 3.15 rejects in a module"
             if flags & PYSLOT_OPTIONAL:
-                continue  # CPython ignores an optional slot it does not know
-            if slot == PY_SLOT_INVALID or slot < _KNOWN_ID_LIMIT:
-                return f"has slot id {slot} in entry {index}, which CPython 3.15 rejects in a module"
+                continue  # an id CPython does not know (or Py_slot_invalid), marked optional: ignored
             return f"has slot id {slot} in entry {index}, unknown to CPython 3.15 and not optional"
         if slot in _NESTING_IDS:
             return f"nests another slot array (slot id {slot}), which is not followed"
