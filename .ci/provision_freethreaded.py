@@ -60,7 +60,7 @@ def is_free_threaded(python: str) -> bool:
     try:
         out = subprocess.run(
             [python, "-I", "-c", "import sysconfig; print(sysconfig.get_config_var('Py_GIL_DISABLED'))"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, timeout=300, check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -289,8 +289,13 @@ def find_existing(cache_dir: Path) -> Optional[str]:
             return found
     for version in VERSIONS:
         cached = cache_dir / f"cpython-{version}t" / "bin" / f"python{version}t"
-        if cached.exists() and is_free_threaded(str(cached)):
-            return str(cached)
+        if cached.exists():
+            if is_free_threaded(str(cached)):
+                return str(cached)
+            # Never replace an existing build because it did not answer once (a loaded machine,
+            # a test suite using it right now): a rebuild deletes it under every running user.
+            raise SystemExit(f"provision: error: {cached} exists but did not answer as a free-threaded "
+                             f"CPython; remove {cached.parent.parent} to rebuild it")
     return None
 
 
