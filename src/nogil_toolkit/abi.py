@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
-
-from packaging.tags import Tag
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from nogil_toolkit.target import TargetInterpreter
+
+if TYPE_CHECKING:  # packaging.tags imports subprocess: a cached check must not pay for it
+    from packaging.tags import Tag
 
 _TAGGED = re.compile(
     r"\.(?:"
