@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Sequence
 
 from nogil_toolkit.target import TargetInterpreter
+
+if TYPE_CHECKING:  # packaging.tags imports subprocess: a cached check must not pay for it
+    from packaging.tags import Tag
 
 _TAGGED = re.compile(
     r"\.(?:"
@@ -47,6 +50,8 @@ class SuffixTag(NamedTuple):
     """True for ``...t`` and ``abi3t`` suffixes, False for other CPython tags, None if untagged."""
     abi3: bool = False
     """The GIL builds' stable ABI (``abi3``)."""
+    abi3t: bool = False
+    """The free-threaded stable ABI (``abi3t``, PEP 803): loaded by every CPython 3.15+ build."""
 
 
 class ExtensionName(NamedTuple):
@@ -74,6 +79,43 @@ def abi_is_free_threaded(abi: str) -> Optional[bool]:
     return None if match is None else "t" in match.group(3)
 
 
+# The first CPython whose import system looks for PEP 793 export hooks: the inspection rules
+# differ on either side of it (``nogil_toolkit.inspect.exporthook``, kept in step by a test).
+_HOOKS_FROM = (3, 15)
+ABI3T_FIRST_VERSION = (3, 15)
+"""PEP 803: the first CPython with the ``abi3t`` ABI and the ``.abi3t.so`` suffix."""
+
+
+def cpython_tag_version(interpreter: str) -> Optional[tuple[int, int]]:
+    """``(3, 14)`` for the interpreter tag ``cp314``; None for other interpreters (``py3``, ``pp310``)."""
+    match = _CPYTHON_ABI.fullmatch(interpreter) if interpreter.startswith("cp") else None
+    return None if match is None or match.group(3) else (int(match.group(1)), int(match.group(2)))
+_OPEN_ENDED_ABIS = ("abi3", "abi3t", "none")
+
+
+def inspection_versions(tags: Iterable[Tag]) -> list[tuple[int, int]]:
+    """One CPython version per set of inspection rules that some interpreter admitted by
+    ``tags`` applies: ``[(3, 13)]`` for a ``cp313-cp313t`` wheel, ``[(3, 15)]`` for
+    ``cp315-abi3t``, ``[(3, 14), (3, 15)]`` for ``cp312-abi3`` (3.12 up to 3.15 and later).
+
+    A version-specific ABI (``cp314t``) means that version only; ``abi3``, ``abi3t`` and
+    ``none`` mean the interpreter tag's version and every later one. Tags without a CPython
+    version (``py3``, ``pp310``) could reach either side, as could no tags at all.
+    """
+    before, after = False, False
+    for tag in tags:
+        version = cpython_tag_version(tag.interpreter)
+        if version is None:
+            before = after = True
+            continue
+        open_ended = tag.abi in _OPEN_ENDED_ABIS
+        before = before or version < _HOOKS_FROM
+        after = after or version >= _HOOKS_FROM or open_ended
+    if not (before or after):
+        before = after = True
+    return [v for v, wanted in (((_HOOKS_FROM[0], _HOOKS_FROM[1] - 1), before), (_HOOKS_FROM, after)) if wanted]
+
+
 def is_identifier(name: str) -> bool:
     """Only identifiers can be package or module names an import reaches; non-ASCII ones too
     (PEP 3131: ``café``, whose extension exports ``PyInitU_``)."""
@@ -93,7 +135,8 @@ def parse_suffix(filename: str, known_suffixes: tuple[str, ...] = ()) -> SuffixT
     if match:
         suffix = filename[match.start():]
         built_for, free_threaded = _describe(match)
-        return SuffixTag(filename[: match.start()], suffix, built_for, free_threaded, bool(match.group("abi3")))
+        return SuffixTag(filename[: match.start()], suffix, built_for, free_threaded, bool(match.group("abi3")),
+                         bool(match.group("abi3t")))
     accepted = sorted((s for s in known_suffixes if filename.endswith(s)), key=len, reverse=True)
     suffix = accepted[0] if accepted else filename[filename.find("."):]
     return SuffixTag(filename[: len(filename) - len(suffix)], suffix, None, None)
@@ -106,7 +149,8 @@ def classify(filename: str, target: TargetInterpreter) -> ExtensionName:
         return ExtensionName(tag.basename, tag.suffix, tag.built_for, tag.free_threaded, AbiStatus.WRONG_ABI,
                              f"abi3 modules cannot load on free-threaded CPython "
                              f"{target.version[0]}.{target.version[1]} (their module def has the GIL "
-                             f"build's layout); a cp{target.version[0]}{target.version[1]}t build is needed")
+                             f"build's layout); a cp{target.version[0]}{target.version[1]}t build is needed"
+                             + (" or an abi3t one (PEP 803)" if target.version[:2] >= ABI3T_FIRST_VERSION else ""))
     if tag.suffix in target.extension_suffixes:
         return ExtensionName(tag.basename, tag.suffix, tag.built_for, tag.free_threaded, AbiStatus.LOADABLE)
     expected = ", ".join(repr(s) for s in target.extension_suffixes if target.loads_abi3 or ".abi3." not in s)

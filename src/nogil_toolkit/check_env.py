@@ -122,7 +122,8 @@ def needs_probe(file: ModuleFile, inspection: Optional[ModuleInspection], which:
 
 def resolve_modules(files: Sequence[ModuleFile], cache: Optional[CheckCache], *, jobs: int = 1,
                     probe: Optional[ProbeSettings] = None, progress: Optional[Progress] = None,
-                    counts: Optional[ResolveCounts] = None) -> list[Resolution]:
+                    counts: Optional[ResolveCounts] = None,
+                    python: Optional[tuple[int, ...]] = None) -> list[Resolution]:
     """One :class:`Resolution` per file, in order.
 
     Cached inspections and cached conclusive probes are used whatever ``probe`` asks, so a
@@ -130,7 +131,8 @@ def resolve_modules(files: Sequence[ModuleFile], cache: Optional[CheckCache], *,
     file changes). Reads and probes go to the cache as they are made; saving it is the
     caller's (:meth:`CheckCache.save`), once, when the batch is done. ``jobs`` > 1 lets many
     uncached files be read by forked workers and several probes run at once; with one file
-    nothing is forked and the inspection runs in this process.
+    nothing is forked and the inspection runs in this process. ``python`` is the target's
+    version: from 3.15 on, export hooks (PEP 793) decide what a file is.
     """
     counts = counts if counts is not None else ResolveCounts()
     stats: dict[str, os.stat_result] = {}
@@ -157,7 +159,8 @@ def resolve_modules(files: Sequence[ModuleFile], cache: Optional[CheckCache], *,
         from nogil_toolkit.inspect.parallel import inspect_files
 
         # The full module name makes only that module's own marker count as evidence.
-        fresh = inspect_files(list(todo), jobs, progress=_counter(progress, "inspecting"), modules=list(todo.values()))
+        fresh = inspect_files(list(todo), jobs, progress=_counter(progress, "inspecting"), modules=list(todo.values()),
+                              python=python)
         counts.inspected += len(todo)
         for path, inspection in zip(todo, fresh):
             inspections[path] = inspection
@@ -257,7 +260,8 @@ def check_environment(request: CheckRequest) -> CheckOutcome:
     try:
         resolved = dict(zip((f.path for f in readable),
                             resolve_modules(readable, cache, jobs=request.jobs, probe=settings,
-                                            progress=request.progress, counts=counts)))
+                                            progress=request.progress, counts=counts,
+                                            python=target.version[:2])))
     finally:
         if cache is not None:
             cache.forget_missing({f.path for f in files})

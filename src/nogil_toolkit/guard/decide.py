@@ -48,7 +48,8 @@ def decide(request: dict[str, Any]) -> dict[str, Any]:
               for p in package_files(name, path, target)]
     settings = ProbeSettings(sys.executable, ProbeChoice.UNDECIDED, (import_root(name, path),))
     try:
-        resolution = resolve_modules([file, *others], cache, jobs=os.cpu_count() or 1, probe=settings)[0]
+        resolution = resolve_modules([file, *others], cache, jobs=os.cpu_count() or 1, probe=settings,
+                                     python=target.version[:2])[0]
     finally:
         cache.save()
     rules = [AllowRule(pattern, reason) for pattern, reason in request["allow"]]

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, ModuleInspection, Verdict
 
 if TYPE_CHECKING:
-    from nogil_toolkit.inspect.core import inspect_binary, inspect_bytes
+    from nogil_toolkit.inspect.core import inspect_binary, inspect_bytes, inspect_bytes_for
     from nogil_toolkit.inspect.parallel import inspect_files
 
 # The readers are imported on first use (PEP 562): code that only handles verdicts, such as
 # a check answered from the cache, never pays for them.
-_READERS = {"inspect_binary": "core", "inspect_bytes": "core", "inspect_files": "parallel"}
+_READERS = {"inspect_binary": "core", "inspect_bytes": "core", "inspect_bytes_for": "core", "inspect_files": "parallel"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +33,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Evidence", "EvidenceKind", "ModuleInspection", "Verdict", "inspect_binary", "inspect_bytes",
-           "inspect_files"]
+           "inspect_bytes_for", "inspect_files"]

@@ -12,9 +12,11 @@ import os
 import stat
 import struct
 from dataclasses import replace
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
+from nogil_toolkit.inspect.exporthook import (FIRST_EXPORT_HOOK_VERSION, HOOK_PREFIXES, choose_hook, hooks_apply,
+                                              read_hook_slot_array)
 from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNALS, Fingerprint, Generator, fingerprint
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
@@ -40,7 +42,11 @@ _CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
-def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] = None) -> ModuleInspection:
+PythonVersion = Tuple[int, ...]
+
+
+def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] = None,
+                   python: Optional[PythonVersion] = None) -> ModuleInspection:
     """Statically decide what the shared library at ``path`` declares about the GIL.
 
     The file is memory-mapped and only the structures the rules need are read; it is never
@@ -50,6 +56,10 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] =
     ``module`` is the full dotted name the file is imported as (``pkg._speedups``), where the
     caller knows it: a toolkit marker then counts only if it names exactly that module.
     Without it, the file name gives the last part, and a marker counts if its last part matches.
+
+    ``python`` is the (major, minor) of the CPython that will import the file: from 3.15 on an
+    exported ``PyModExport_<name>`` hook (PEP 793) makes the file a module and wins over
+    ``PyInit_<name>``; before, such a hook is ignored. ``None`` applies the newest rules.
     """
     name = os.fspath(path)
     try:
@@ -78,24 +88,52 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] =
     finally:
         os.close(fd)
     with data:
-        return _inspect(data, name, module)
+        return _inspect(data, name, module, python)
 
 
 def inspect_bytes(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str = "<bytes>",
-                  module: Optional[str] = None) -> ModuleInspection:
+                  module: Optional[str] = None, python: Optional[PythonVersion] = None) -> ModuleInspection:
     """Like :func:`inspect_binary` for a binary already in memory or mapped (e.g. a wheel member).
 
     ``name`` is used in the report and, like a file name, to tell which module a marker
-    belongs to when ``module`` (the full dotted name) is not given.
+    belongs to when ``module`` (the full dotted name) is not given; ``python`` as there.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
     if not data:
         return _unknown(name, "empty file")
-    return _inspect(data, name, module)
+    return _inspect(data, name, module, python)
 
 
-def _inspect(data: Buffer, name: str, module: Optional[str]) -> ModuleInspection:
+def inspect_bytes_for(data: Union[bytes, bytearray, memoryview, mmap.mmap], name: str, module: Optional[str],
+                      pythons: Sequence[Optional[PythonVersion]]) -> ModuleInspection:
+    """:func:`inspect_bytes` for a file several CPython versions may import (a wheel tagged
+    ``cp312-abi3`` reaches 3.12 to 3.15+). Versions on both sides of 3.15 see a file with an
+    export hook differently; where their verdicts differ, the answer is ``UNKNOWN`` naming both.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    first = inspect_bytes(data, name, module, pythons[0] if pythons else None)
+    # Without the hook's name anywhere in the file, every version applies the same rules.
+    if len(pythons) < 2 or data.find(b"PyModExport") < 0:
+        return first
+    others = [inspect_bytes(data, name, module, python) for python in pythons[1:]]
+    if all(o.verdict is first.verdict for o in others):
+        return first
+    seen = "; ".join(f"CPython {_version_text(p)}: {i.verdict.value}" + (f" ({i.reason})" if i.reason else "")
+                     for p, i in zip(pythons, [first, *others]))
+    return replace(first, verdict=Verdict.UNKNOWN, reason="the CPython versions this file is built for see it "
+                                                          f"differently (PEP 793 export hooks): {seen}")
+
+
+def _version_text(python: Optional[PythonVersion]) -> str:
+    if python is None:
+        return "(any)"
+    first = ".".join(map(str, FIRST_EXPORT_HOOK_VERSION))
+    return f"{first}+" if tuple(python[:2]) >= FIRST_EXPORT_HOOK_VERSION else f"before {first}"
+
+
+def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[PythonVersion]) -> ModuleInspection:
     head = bytes(data[:8])
     for format_name, recognises, load in _FORMATS:
         if recognises(head):
@@ -103,13 +141,47 @@ def _inspect(data: Buffer, name: str, module: Optional[str]) -> ModuleInspection
     else:
         return _unknown(name, "not an ELF, PE or Mach-O binary")
     try:
-        return _judge(load(data), name, module)
+        image = load(data)
+        if hooks_apply(python):
+            hook_inspection = _judge_export_hook(image, name, module)
+            if hook_inspection is not None:
+                return hook_inspection
+        return _judge(image, name, module, hooks_ignored=not hooks_apply(python))
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
         return _unknown(name, reason, format_name)
 
 
-def _judge(image: BinaryImage, name: str, module: Optional[str]) -> ModuleInspection:
+def _judge_export_hook(image: BinaryImage, name: str, module: Optional[str]) -> Optional[ModuleInspection]:
+    """The verdict from the export hook CPython 3.15+ calls for this file; ``None`` when it
+    calls ``PyInit_*`` instead.
+
+    ``Python/importdl.c`` (``_PyImport_GetModuleExportHooks``) looks up ``PyModExport_<name>``
+    first and returns it without looking up ``PyInit_<name>``; CPython then builds the module
+    from the hook's slots alone. So with a hook, ``PyInit_``'s evidence does not count.
+    """
+    init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
+    module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
+    hook = choose_hook(image.exports, init_symbols, module_name)
+    if hook is None:
+        return None
+    array = read_hook_slot_array(image, hook)
+    facts = Observations(
+        init_symbols=(hook,), module_name=module_name, qualified_name=module, imports=image.imports,
+        markers=_markers(image), slot_arrays=(), relocations_available=image.relocation_reader is not None,
+        format=image.format, fingerprint=fingerprint(image), export_hook=hook, hook_slot_array=array,
+    )
+    decision = decide(facts)
+    fp = facts.fingerprint
+    return ModuleInspection(
+        path=name, format=image.format, machine=image.machine, init_symbols=(hook, *init_symbols),
+        verdict=decision.verdict, evidence=tuple(decision.evidence), reason=decision.reason,
+        generator=fp.generator.value if fp else ("nogil-toolkit" if facts.markers else None),
+        generator_version=fp.version if fp else None,
+    )
+
+
+def _judge(image: BinaryImage, name: str, module: Optional[str], hooks_ignored: bool = False) -> ModuleInspection:
     init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
     module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
     slot_arrays = find_slot_arrays(image) if init_symbols else []
@@ -152,6 +224,7 @@ def _judge(image: BinaryImage, name: str, module: Optional[str]) -> ModuleInspec
         code_slot_array=code_slot_array,
         empty_slot_array=empty_slot_array,
         module_factory_call=factory_call,
+        ignored_hooks=tuple(sorted(s for s in image.exports if s.startswith(HOOK_PREFIXES))) if hooks_ignored else (),
     )
     decision = decide(facts)
     fp = facts.fingerprint

@@ -568,8 +568,9 @@ def load(data: Buffer) -> BinaryImage:
         for h in reader.mapped_sections()
     ]
     # Plain libraries (BLAS, libstdc++ copies in wheels) can export thousands of symbols;
-    # when no PyInit_ name occurs in the string table there is nothing to decode.
-    symbols = reader.symbol_table() if reader.may_export(b"PyInit_") else SymbolTable([], [], [], [], [])
+    # when no PyInit_ (or 3.15 PyModExport) name occurs in the string table there is nothing to decode.
+    entry_points = reader.may_export(b"PyInit_") or reader.may_export(b"PyModExport")
+    symbols = reader.symbol_table() if entry_points else SymbolTable([], [], [], [], [])
     exports = tuple(symbols.exported())
     imports = frozenset(symbols.imported())
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)

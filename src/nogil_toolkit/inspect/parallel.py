@@ -28,19 +28,22 @@ from nogil_toolkit.inspect.verdict import ModuleInspection
 _INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
 PARALLEL_THRESHOLD = 64
 """Below this many files the workers' start-up costs more than it saves."""
-_Item = tuple[str, Optional[str]]
+_Item = tuple[str, Optional[str], Optional[tuple[int, ...]]]
 _CAN_FORK = hasattr(os, "fork") and hasattr(signal, "pthread_sigmask")  # not on Windows
 
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  modules: Optional[Sequence[Optional[str]]] = None) -> list[ModuleInspection]:
+                  modules: Optional[Sequence[Optional[str]]] = None,
+                  python: Optional[tuple[int, ...]] = None) -> list[ModuleInspection]:
     """:func:`inspect_binary` for each path, in order, with up to ``jobs`` processes.
 
-    ``modules``, parallel to ``paths``, gives each file's full dotted module name where known.
+    ``modules``, parallel to ``paths``, gives each file's full dotted module name where known;
+    ``python`` is the target CPython's version, as for :func:`inspect_binary`.
     """
     total = len(paths)
-    items: list[_Item] = list(zip(paths, modules if modules is not None else [None] * total))
+    items: list[_Item] = [(path, module, python)
+                          for path, module in zip(paths, modules if modules is not None else [None] * total)]
     results: list[Optional[ModuleInspection]] = [None] * total
     workers = None
     parallel = jobs > 1 and total >= PARALLEL_THRESHOLD and _CAN_FORK
@@ -72,6 +75,7 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
 
 
 def _inspect_item(item: _Item) -> ModuleInspection:
+    """One (path, module name, target version): what each worker runs."""
     return inspect_binary(*item)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import FrozenSet, List, Optional, Sequence, Tuple, Union
 
+from nogil_toolkit.inspect.exporthook import FIRST_EXPORT_HOOK_VERSION, HookSlotArray
 from nogil_toolkit.inspect.generators import (
     PYBIND11_FIRST_MULTI_PHASE_INTERNALS,
     Fingerprint,
@@ -69,6 +70,12 @@ class Observations:
     """The terminator-only slot array the module's definitions point to, or why it may be
     filled at run time (gathered only when the definitions have a non-NULL ``m_slots`` that
     is no verified slot array, outside pybind11 3)."""
+    export_hook: Optional[str] = None
+    """The ``PyModExport_*`` hook CPython 3.15+ calls instead of ``PyInit_*`` (set only then)."""
+    hook_slot_array: Union[HookSlotArray, str, None] = None
+    """The slot array the export hook returns, or why it could not be read exactly."""
+    ignored_hooks: Tuple[str, ...] = ()
+    """Export hooks the target CPython (before 3.15) does not look for."""
 
 
 @dataclass
@@ -81,10 +88,16 @@ class Decision:
 def decide(facts: Observations) -> Decision:
     """Apply the evidence rules in order of strength."""
     if not facts.init_symbols:
-        return Decision(Verdict.NOT_A_MODULE, [Evidence(EvidenceKind.NO_INIT_EXPORT,
-                                                        "no exported PyInit_* function")])
-    decision = (_from_markers(facts) or _from_slots(facts) or _from_definition(facts)
-                or _from_set_gil(facts) or _from_init_style(facts))
+        detail = "no exported PyInit_* function"
+        if facts.ignored_hooks:
+            version = ".".join(map(str, FIRST_EXPORT_HOOK_VERSION))
+            detail += f"; {', '.join(facts.ignored_hooks)} is only looked for by CPython {version} and later (PEP 793)"
+        return Decision(Verdict.NOT_A_MODULE, [Evidence(EvidenceKind.NO_INIT_EXPORT, detail)])
+    if facts.export_hook is not None:
+        decision = _from_markers(facts) or _from_export_hook(facts)
+    else:
+        decision = (_from_markers(facts) or _from_slots(facts) or _from_definition(facts)
+                    or _from_set_gil(facts) or _from_init_style(facts))
     if facts.fingerprint is not None:
         decision.evidence.append(_generator_evidence(facts.fingerprint))
     return decision
@@ -112,7 +125,7 @@ def _markers_for_module(facts: Observations) -> List[Marker]:
     last name part is the file's module name (or its one ``PyInit_`` export). Where several
     do, one naming exactly the caller's full dotted name wins.
     """
-    names = {s[len("PyInit_"):] for s in facts.init_symbols}
+    names = {s.split("_", 1)[1] for s in facts.init_symbols}
     if facts.module_name in names:
         names = {facts.module_name}
     candidates = [m for m in facts.markers if m.module.rsplit(".", 1)[-1] in names]
@@ -157,6 +170,27 @@ def _from_slots(facts: Observations) -> Optional[Decision]:
         return Decision(Verdict.UNKNOWN, evidence, f"a slot array without Py_mod_gil and an import of {SET_GIL}: "
                                                    "cannot tell which init path declares what")
     return Decision(Verdict.UNDECLARED, evidence)
+
+
+def _from_export_hook(facts: Observations) -> Decision:
+    """The slot array the export hook returns: CPython 3.15+ builds the module from it alone."""
+    hook = facts.export_hook
+    array = facts.hook_slot_array
+    if not isinstance(array, HookSlotArray):
+        return Decision(Verdict.UNKNOWN, [Evidence(EvidenceKind.EXPORT_HOOK, f"exports the PEP 793 hook {hook}, "
+                                                   "which CPython 3.15+ calls instead of PyInit_*")],
+                        array or f"the slot array {hook} returns could not be read")
+    where = f"the slot array {hook} returns (at {array.address:#x})"
+    gil = array.gil_slot
+    if gil is None:
+        return Decision(Verdict.UNDECLARED, [Evidence(EvidenceKind.SLOT_ARRAY, f"{where} has no Py_mod_gil slot",
+                                                      array.file_offset)])
+    declaration = array.gil
+    assert declaration is not None
+    flags = f", flags {gil.flags:#x}" if gil.flags else ""
+    return Decision(Verdict.from_declaration(declaration), [Evidence(
+        EvidenceKind.SLOT, f"{where} holds {{Py_mod_gil (id {gil.slot}{flags}), {declaration.c_macro}}}",
+        array.gil_entry_offset())])
 
 
 def own_arrays(arrays: Sequence[SlotArray], module_name: Optional[str]) -> List[SlotArray]:

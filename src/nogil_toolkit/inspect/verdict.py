@@ -74,6 +74,9 @@ class EvidenceKind(enum.Enum):
     GENERATOR = "generator"
     """A fingerprint of the tool that generated the module's init code."""
 
+    EXPORT_HOOK = "export-hook"
+    """The library exports a PEP 793 ``PyModExport_*`` hook, which CPython 3.15+ calls."""
+
     INIT_STYLE = "init-style"
     """Which module-creation API the library imports (single- or multi-phase init)."""
 
@@ -100,7 +103,8 @@ class ModuleInspection(NamedTuple):
     machine: Optional[str]
     """Architecture name such as ``"x86_64"`` or ``"aarch64"``."""
     init_symbols: Tuple[str, ...]
-    """The exported ``PyInit_*`` names (without Mach-O's leading underscore)."""
+    """The exported entry points (without Mach-O's leading underscore): ``PyInit_*`` names, led by
+    the ``PyModExport_*`` hook when the target CPython (3.15+) calls that instead."""
     verdict: Verdict
     evidence: Tuple[Evidence, ...]
     """Deciding evidence first, then supporting or qualifying observations."""

@@ -21,9 +21,9 @@ from typing import Optional
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from nogil_toolkit.abi import SuffixTag, dotted_module_name, is_extension_file, parse_suffix
+from nogil_toolkit.abi import SuffixTag, dotted_module_name, inspection_versions, is_extension_file, parse_suffix
 from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX
-from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes
+from nogil_toolkit.inspect import ModuleInspection, Verdict, inspect_bytes_for
 from nogil_toolkit.wheel.archive import ArchiveError, BinaryBudget, MemberTooLarge, WheelArchive
 from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord, RecordError
 
@@ -108,6 +108,8 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
         except (RecordError, UnicodeDecodeError, MemberTooLarge) as exc:
             record_error = str(exc)
     budget = BinaryBudget()
+    # Which CPython versions the tags admit decides whether PEP 793 export hooks count (3.15+).
+    pythons = inspection_versions(tags)
     modules = []
     for info in wheel.infos:
         member = info.filename
@@ -115,7 +117,7 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
             continue
         suffix = parse_suffix(member.rsplit("/", 1)[-1])
         module = _module_name(member, suffix)
-        modules.append(WheelModule(member, module, suffix, _inspect(wheel, info, module, budget)))
+        modules.append(WheelModule(member, module, suffix, _inspect(wheel, info, module, budget, pythons)))
     return WheelReport(
         path=path, name=name, version=version, tags=tags, dist_info=dist_info,
         root_is_purelib=(wheel_meta.get("Root-Is-Purelib", "false").strip().lower() == "true"),
@@ -125,11 +127,11 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
 
 
 def _inspect(wheel: WheelArchive, info: zipfile.ZipInfo, module: Optional[str],
-             budget: BinaryBudget) -> ModuleInspection:
+             budget: BinaryBudget, pythons: list[tuple[int, int]]) -> ModuleInspection:
     """The member's inspection; its dotted ``module`` name makes only its own marker count."""
     try:
         with wheel.read_binary(info, budget) as data:
-            return inspect_bytes(data, info.filename, module)
+            return inspect_bytes_for(data, info.filename, module, pythons)
     except MemberTooLarge as exc:
         return ModuleInspection(path=info.filename, format=None, machine=None, init_symbols=(),
                                 verdict=Verdict.UNKNOWN, evidence=(), reason=str(exc))

@@ -297,8 +297,14 @@ def explain_unsupported(tags: frozenset[Tag], target: TargetTags) -> str:
         return f"no tag of this wheel ({shown}) is among the {len(target.tags)} tags {target.name} supports"
     hints = []
     parts = {part for part, _ in missing}
+    # abi3t (PEP 803) comes from packaging's own tags (26.x yields it for free-threaded builds);
+    # only the explanation is ours. Its gap: it offers cp3X-abi3t down to cp32 to 3.13t/3.14t,
+    # which have no ".abi3t.so" suffix; ``wheel verify`` warns about such tags.
     if "abi" in parts and target.free_threaded and any(tag.abi == "abi3" for tag in tags):
-        hints.append("free-threaded CPython cannot load stable-ABI (abi3) modules")
+        hints.append("free-threaded CPython cannot load stable-ABI (abi3) modules; from 3.15 on it loads "
+                     "the free-threaded stable ABI, abi3t (PEP 803)")
+    elif "abi" in parts and not target.free_threaded and any(tag.abi == "abi3t" for tag in tags):
+        hints.append("abi3t is the free-threaded stable ABI; a CPython with the GIL installs a wheel's abi3 tag")
     elif "abi" in parts and target.free_threaded and any(abi_is_free_threaded(tag.abi) is False for tag in tags):
         hints.append("built for a CPython with the GIL")
     elif "abi" in parts and not target.free_threaded and any(abi_is_free_threaded(tag.abi) for tag in tags):

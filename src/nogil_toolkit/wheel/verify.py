@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from nogil_toolkit.abi import abi_is_free_threaded
+from nogil_toolkit.abi import ABI3T_FIRST_VERSION, abi_is_free_threaded, cpython_tag_version
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.wheel.reading import WheelModule, WheelReport
@@ -76,6 +76,12 @@ def _check_tags(report: WheelReport) -> Iterator[Finding]:
     # abi3t (PEP 803, 3.15+) is the free-threaded stable ABI: a promise about free-threading too.
     free_threaded_abis = sorted(a for a in abis if abi_is_free_threaded(a))
     gil_abis = sorted(a for a in abis if abi_is_free_threaded(a) is False and a != "abi3")
+    # CPython 3.15 adds ".abi3t.so" to every build's EXTENSION_SUFFIXES (gh-146636): PEP 803
+    # makes abi3t extensions abi3-compatible, so GIL builds of 3.15+ load them too. GIL tags
+    # that admit an older CPython are the ones an abi3t file does not serve.
+    old_gil_tags = sorted({f"{t.interpreter}-{t.abi}" for t in report.tags
+                           if abi_is_free_threaded(t.abi) is False and _before_abi3t(t.interpreter)})
+    yield from _check_abi3t_tags(report)
     for module in report.extension_modules:
         if free_threaded_abis and module.inspection.verdict is Verdict.USED:
             # Declared, not hidden: the wheel keeps its word, but importing it re-enables the GIL.
@@ -85,7 +91,11 @@ def _check_tags(report: WheelReport) -> Iterator[Finding]:
         elif free_threaded_abis and _declared(module) is not GilDeclaration.NOT_USED:
             yield Finding(Severity.ERROR, "tag", f"the wheel is tagged {', '.join(free_threaded_abis)} (free-threaded) "
                           f"but {module.module} {_describe(module)}", module.module)
-        if module.suffix.free_threaded and (gil_abis or "abi3" in abis):
+        if module.suffix.abi3t and old_gil_tags:
+            yield Finding(Severity.ERROR, "suffix", f"{module.member} uses the free-threaded stable ABI (abi3t), "
+                          f"which CPython loads from 3.15 on, but the wheel is tagged {', '.join(old_gil_tags)}",
+                          module.module)
+        elif module.suffix.free_threaded and not module.suffix.abi3t and (gil_abis or "abi3" in abis):
             tagged = ", ".join([*gil_abis, *(["abi3"] if "abi3" in abis else [])])
             yield Finding(Severity.ERROR, "suffix", f"{module.member} is built for {module.suffix.built_for}, which "
                           f"only a free-threaded interpreter loads, but the wheel is tagged {tagged}", module.module)
@@ -95,8 +105,24 @@ def _check_tags(report: WheelReport) -> Iterator[Finding]:
                           f"{', '.join(free_threaded_abis)}", module.module)
         elif module.suffix.abi3 and free_threaded_abis:
             yield Finding(Severity.ERROR, "suffix", f"{module.member} uses the stable ABI (abi3), which free-threaded "
-                          f"3.13 and 3.14 cannot load, in a wheel tagged {', '.join(free_threaded_abis)}",
-                          module.module)
+                          f"CPython never loads (3.13t and 3.14t fail on it, 3.15t only imports abi3t), in a wheel "
+                          f"tagged {', '.join(free_threaded_abis)}", module.module)
+
+
+def _before_abi3t(interpreter: str) -> bool:
+    """Whether a CPython interpreter tag (``cp314``) admits a version without ``.abi3t.so``."""
+    version = cpython_tag_version(interpreter)
+    return version is not None and version < ABI3T_FIRST_VERSION
+
+
+def _check_abi3t_tags(report: WheelReport) -> Iterator[Finding]:
+    """``abi3t`` with an interpreter tag before cp315: packaging lets free-threaded 3.13 and 3.14
+    install such a wheel, but they have no ``.abi3t.so`` suffix and cannot load its modules."""
+    early = sorted({str(t) for t in report.tags if t.abi == "abi3t" and _before_abi3t(t.interpreter)})
+    if early:
+        yield Finding(Severity.WARNING, "tag", f"the wheel is tagged {', '.join(early)}: abi3t modules load on "
+                      "CPython 3.15 and later, but installers offer this tag to free-threaded 3.13 and 3.14 too "
+                      "(tag it cp315 or later)")
 
 
 def _check_classifier(report: WheelReport) -> Iterator[Finding]:
