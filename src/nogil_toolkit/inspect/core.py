@@ -122,7 +122,7 @@ def inspect_bytes_for(data: Union[bytes, bytearray, memoryview, mmap.mmap], name
         return first
     seen = "; ".join(f"CPython {_version_text(p)}: {i.verdict.value}" + (f" ({i.reason})" if i.reason else "")
                      for p, i in zip(pythons, [first, *others]))
-    return replace(first, verdict=Verdict.UNKNOWN, reason="the CPython versions this file is built for see it "
+    return first._replace(verdict=Verdict.UNKNOWN, reason="the CPython versions this file is built for see it "
                                                           f"differently (PEP 793 export hooks): {seen}")
 
 
