@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, warning
 from nogil_toolkit.guard import envhook
@@ -70,27 +70,28 @@ def _install(args: argparse.Namespace) -> int:
     target = _target(args)
     if target is None:
         return EXIT_USAGE
-    try:
-        changed = envhook.install(target)
-    except OSError as exc:
-        error(f"cannot install the hook: {exc.strerror or exc}", str(exc.filename or target.site_packages))
-        return EXIT_FAILURE
-    where = target.site_packages
-    info(f"installed the NOGIL_MODE hook in {where}" if changed else f"the NOGIL_MODE hook is already installed in {where}")
-    if not target.free_threaded:
+    status = _change(target, envhook.install, "install the hook", "installed the NOGIL_MODE hook in {}",
+                     "the NOGIL_MODE hook is already installed in {}")
+    if status == EXIT_OK and not target.free_threaded:
         warning(f"{target.interpreter} runs with the GIL: NOGIL_MODE=nogil, unsafe-nogil or serialize will only say so")
-    return EXIT_OK
+    return status
 
 
 def _uninstall(args: argparse.Namespace) -> int:
     target = _target(args)
     if target is None:
         return EXIT_USAGE
+    return _change(target, envhook.uninstall, "remove the hook", "removed the NOGIL_MODE hook from {}",
+                   "the NOGIL_MODE hook is not installed in {}")
+
+
+def _change(target: envhook.HookTarget, change: Callable[[envhook.HookTarget], bool], doing: str,
+            changed: str, unchanged: str) -> int:
+    """Run ``change`` (which says whether it changed anything) and report it in one line."""
     try:
-        removed = envhook.uninstall(target)
+        done = change(target)
     except OSError as exc:
-        error(f"cannot remove the hook: {exc.strerror or exc}", str(exc.filename or target.site_packages))
+        error(f"cannot {doing}: {exc.strerror or exc}", str(exc.filename or target.site_packages))
         return EXIT_FAILURE
-    info(f"removed the NOGIL_MODE hook from {target.site_packages}" if removed
-         else f"the NOGIL_MODE hook is not installed in {target.site_packages}")
+    info((changed if done else unchanged).format(target.site_packages))
     return EXIT_OK

@@ -15,7 +15,7 @@ from typing import Optional
 import pytest
 from guard_support import Modules
 
-from support import clean_env, make_venv
+from support import clean_env, make_venv, unprivileged
 
 pytestmark = pytest.mark.freethreaded
 
@@ -149,6 +149,25 @@ def test_guard_install_is_idempotent_works_and_uninstall_leaves_no_trace(ft_pyth
     assert _tree(tmp_path / "venv") == before
     twice = toolkit("guard", "uninstall", "--python", venv, cache=cache)
     assert twice.returncode == 0 and "is not installed" in twice.stderr
+
+
+def test_guard_install_where_the_user_cannot_write_fails_in_one_line(ft_python: str, cache: Path,
+                                                                      unprivileged_dir: Path) -> None:
+    """An unprivileged user asking for the hook in an environment someone else owns (here:
+    root's, or one whose site-packages is read-only): one line, exit 1, nothing written."""
+    venv = make_venv(ft_python, unprivileged_dir / "venv")
+    if os.geteuid() != 0:
+        for site in (unprivileged_dir / "venv" / "lib").glob("python3*/site-packages"):
+            site.chmod(0o555)
+    before = _tree(unprivileged_dir / "venv")
+    env = clean_env(NOGIL_TOOLKIT_CACHE=str(cache))
+    result = subprocess.run(unprivileged([sys.executable, "-m", "nogil_toolkit", "guard", "install", "--python", venv]),
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: cannot install the hook: Permission denied (") and \
+        result.stderr.count("\n") == 1, result.stderr
+    assert "site-packages" in result.stderr
+    assert _tree(unprivileged_dir / "venv") == before
 
 
 def test_guard_install_names_an_unknown_interpreter(cache: Path, tmp_path: Path) -> None:
