@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
 PROVISION = REPO / ".ci" / "provision_freethreaded.py"
@@ -93,6 +95,17 @@ def make_venv(python: str, path: Path) -> Path:
     """A fresh venv of ``python``; returns its interpreter."""
     run([python, "-m", "venv", path])
     return path / "bin" / "python"
+
+
+def pinned_wheel_venv(ft_python: str, ft_abi: tuple[str, str], path: Path, wheels: Sequence[str]) -> Path:
+    """A fresh venv of the free-threaded interpreter holding the pinned cp313t ``wheels`` (no
+    dependencies, binaries only); returns its interpreter. Pinned bytes are cp313t wheels, so a
+    run on another free-threaded ABI skips these tests rather than download other bytes."""
+    if ft_abi[0] != "cp313t":
+        pytest.skip("the pinned wheels are cp313t")
+    venv = make_venv(ft_python, path)
+    run([venv, "-m", "pip", "install", "--only-binary=:all:", "--no-deps", *wheels])
+    return venv
 
 
 def clean_env(**extra: str) -> dict[str, str]:

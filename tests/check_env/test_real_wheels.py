@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from nogil_toolkit.report import load_schema
-from support import make_venv, run
+from support import pinned_wheel_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -23,11 +23,7 @@ WHEELS = ("MarkupSafe==3.0.3", "xxhash==3.8.2", "frozenlist==1.8.0", "rpds-py==2
 
 @pytest.fixture(scope="module")
 def real_venv(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if ft_abi[0] != "cp313t":
-        pytest.skip("the pinned wheels are cp313t")
-    venv = make_venv(ft_python, tmp_path_factory.mktemp("real") / "venv")
-    run([venv, "-m", "pip", "install", "--only-binary=:all:", "--no-deps", *WHEELS])
-    return venv
+    return pinned_wheel_venv(ft_python, ft_abi, tmp_path_factory.mktemp("real") / "venv", WHEELS)
 
 
 def test_static_verdicts_match_the_import_probe_on_real_wheels(real_venv: Path, tmp_path: Path) -> None:
@@ -61,11 +57,7 @@ PYO3_WHEELS = ("pydantic-core==2.41.4", "bcrypt==5.0.0")
 
 @pytest.fixture(scope="module")
 def pyo3_venv(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if ft_abi[0] != "cp313t":
-        pytest.skip("the pinned wheels are cp313t")
-    venv = make_venv(ft_python, tmp_path_factory.mktemp("pyo3") / "venv")
-    run([venv, "-m", "pip", "install", "--only-binary=:all:", "--no-deps", *PYO3_WHEELS])
-    return venv
+    return pinned_wheel_venv(ft_python, ft_abi, tmp_path_factory.mktemp("pyo3") / "venv", PYO3_WHEELS)
 
 
 def check_env_json(venv: Path, cache: Path, *args: str) -> tuple[int, dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from guard_support import run_guarded
 
-from support import make_venv, run
+from support import pinned_wheel_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -32,11 +32,7 @@ def load_file(name, relative):
 
 @pytest.fixture(scope="module")
 def wheel_venv(ft_python: str, ft_abi: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if ft_abi[0] != "cp313t":
-        pytest.skip("the pinned wheels are cp313t")
-    venv = make_venv(ft_python, tmp_path_factory.mktemp("guard-wheels") / "venv")
-    run([venv, "-m", "pip", "install", "--only-binary=:all:", "--no-deps", *WHEELS])
-    return venv
+    return pinned_wheel_venv(ft_python, ft_abi, tmp_path_factory.mktemp("guard-wheels") / "venv", WHEELS)
 
 
 def test_declared_loads_and_undeclared_is_refused_with_its_distribution(wheel_venv: Path, tmp_path: Path) -> None:
