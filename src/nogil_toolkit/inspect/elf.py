@@ -27,7 +27,7 @@ import sys
 from array import array
 from itertools import compress, count, repeat
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
 from nogil_toolkit.marker import ELF_SECTION
@@ -149,8 +149,9 @@ class ElfRelocation:
     """From a RELR table: a base-relative fix-up stored as a bitmap, not as an entry."""
 
 
-@dataclass(frozen=True)
-class _SectionHeader:
+class _SectionHeader(NamedTuple):
+    """One section header (a tuple: files have dozens, built on every read of a module)."""
+
     name: str
     type: int
     flags: int
@@ -224,15 +225,19 @@ class ElfReader:
             shstrndx = first[6]
         if shnum > _MAX_SECTIONS or shoff + shnum * shentsize > len(self.data):
             raise MalformedBinary(f"ELF section header table ({shnum} entries) beyond end of file")
-        raw = [layout.unpack_from(self.data, shoff + i * shentsize) for i in range(shnum)]
-        names = b""
+        if shentsize == layout.size:
+            raw = list(layout.iter_unpack(self.data[shoff:shoff + shnum * shentsize]))
+        else:
+            raw = [layout.unpack_from(self.data, shoff + i * shentsize) for i in range(shnum)]
+        names = ""
         if 0 < shstrndx < shnum:
-            names = self._slice(raw[shstrndx][4], raw[shstrndx][5], "section name table")
+            # Latin-1 maps each byte to one character, so byte offsets index the text as is.
+            names = self._slice(raw[shstrndx][4], raw[shstrndx][5], "section name table").decode("latin-1")
         headers = []
         for name_off, sh_type, flags, addr, offset, size, link, _info, _align, entsize in raw:
-            end = names.find(b"\0", name_off) if name_off < len(names) else -1
-            name = names[name_off:end].decode("latin-1") if end >= 0 else ""
-            headers.append(_SectionHeader(name, sh_type, flags, addr, offset, size, link, entsize))
+            end = names.find("\0", name_off) if name_off < len(names) else -1
+            headers.append(_SectionHeader(names[name_off:end] if end >= 0 else "", sh_type, flags, addr, offset,
+                                          size, link, entsize))
         return headers
 
     # -- program headers (files without section headers) -------------------------------------
