@@ -25,9 +25,9 @@ import operator
 import struct
 import sys
 from array import array
-from itertools import compress, count, repeat
+from itertools import chain, compress, count, repeat
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
 from nogil_toolkit.marker import ELF_SECTION
@@ -450,8 +450,12 @@ class ElfReader:
                 result.append(ElfRelocation(offset, rtype, symbol, addends[index] if addends is not None else None))
         return result
 
-    def _table_columns(self, header: _SectionHeader) -> Tuple[list, list, Optional[list]]:
-        """Columns (offsets, infos, addends) of a REL/RELA table, decoded at C speed."""
+    def _table_columns(self, header: _SectionHeader) -> Tuple[array, array, Optional[array]]:
+        """Columns (offsets, infos, addends) of a REL/RELA table, as ``array`` slices.
+
+        Arrays, not lists: most entries are only filtered (``compress``) or copied into a
+        set, which iterate the array in C; a list would first build every integer object.
+        """
         word = 8 if self.is64 else 4
         fields = 3 if header.type == SHT_RELA else 2
         if header.entsize not in (0, word * fields):
@@ -459,10 +463,17 @@ class ElfReader:
         raw = self.section_data(header)
         raw = raw[:len(raw) - len(raw) % (word * fields)]
         words = _word_array(raw, word, self.byte_order)
-        offsets = words[0::fields].tolist()
-        infos = words[1::fields].tolist()
-        addends = words[2::fields].tolist() if fields == 3 else None
-        return offsets, infos, addends
+        return words[0::fields], words[1::fields], words[2::fields] if fields == 3 else None
+
+    def _relocation_types(self, infos: array) -> array:
+        """The type field of each ``r_info`` (low 32 bits on 64-bit files, low 8 on 32-bit).
+
+        Taken by reinterpreting the words as narrower ones and keeping the low part of each,
+        so no integer object is built per entry; the words are already in host byte order.
+        """
+        narrow = _word_array(infos.tobytes(), 4, sys.byteorder) if self.is64 else array("B", infos.tobytes())
+        step = len(narrow) // len(infos) if len(infos) else 1
+        return narrow[0 if sys.byteorder == "little" else step - 1::step]
 
     def _relr_offsets(self, header: _SectionHeader) -> Iterator[int]:
         """Expand a RELR table: an address entry, then bitmaps of the following words."""
@@ -496,19 +507,18 @@ class ElfReader:
         implicit-addend formats (REL, RELR) are decoded one by one.
         """
         mask = (1 << (8 * self.pointer_size)) - 1
-        locations: List[int] = []
+        locations: List[Iterable[int]] = []  # one column per table, joined into a set once
         sources: List[int] = []
         targets: List[int] = []
         for header in self._relocation_sections():
             if header.type == SHT_RELR:
                 offsets = list(self._relr_offsets(header))
-                locations.extend(offsets)
+                locations.append(offsets)
                 self._add_implicit(image, offsets, None, sources, targets)
                 continue
             offsets, infos, addends = self._table_columns(header)
-            locations.extend(offsets)
-            type_mask = 0xFFFFFFFF if self.is64 else 0xFF
-            types = list(map(operator.and_, infos, repeat(type_mask)))
+            locations.append(offsets)
+            types = self._relocation_types(infos)
             relative = list(map(self._relative_types.__contains__, types))
             if addends is not None:
                 sources.extend(compress(offsets, relative))
@@ -525,7 +535,7 @@ class ElfReader:
                     targets.append((base + addends[index]) & mask)
                 else:
                     self._add_implicit(image, [offsets[index]], base, sources, targets)
-        return Relocations(frozenset(locations), sources, targets)
+        return Relocations(frozenset(chain.from_iterable(locations)), sources, targets)
 
     @staticmethod
     def _add_implicit(image: BinaryImage, offsets: List[int], base: Optional[int],
