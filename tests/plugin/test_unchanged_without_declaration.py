@@ -75,11 +75,16 @@ def test_a_declaration_does_change_the_commands(venv311: Path, wheelhouse: Path,
     (ext_compile,) = [c for c in compiles if "nogil_shim" not in c]
     # The init and Python 3.15's export hook renamed (no hook here: one link, no second pass).
     rename = "-DPyInit__ext=_nogil_toolkit_orig_PyInit__ext -DPyModExport__ext=_nogil_toolkit_orig_PyModExport__ext"
-    assert ext_compile == plain[0].replace(" -I", f" {rename} -DCYTHON_FREETHREADING_COMPATIBLE=1 -I", 1)
+    # A declared extension's objects go to a folder of its own, <build_temp>/nogil/<module> (so
+    # that `build_ext -j` cannot link another extension's object of a shared source).
+    plain_object = plain[0].split(" -o ")[1].strip()
+    assert plain_object.endswith("/src/plain/_ext.o"), plain_object
+    own_object = plain_object.replace("/src/plain/_ext.o", "/nogil/plain._ext/src/plain/_ext.o")
+    assert ext_compile == plain[0].replace(" -I", f" {rename} -DCYTHON_FREETHREADING_COMPATIBLE=1 -I", 1) \
+                                  .replace(f" -o {plain_object}", f" -o {own_object}")
     # The shim is compiled with the same flags as the extension's own sources...
     assert shim_compile.split(" -c ")[0] == ext_compile.split(" -c ")[0]
     shim_object = shim_compile.split(" -o ")[1].strip()
     assert shim_object.endswith("plain._ext.nogil_shim.o") and "plain._ext.nogil_shim.c" in shim_compile
     # ...and only its object reaches the link, after the extension's own objects.
-    ext_object = ext_compile.split(" -o ")[1].strip()
-    assert link == plain[1].replace(f" {ext_object} ", f" {ext_object} {shim_object} ", 1)
+    assert link == plain[1].replace(f" {plain_object} ", f" {own_object} {shim_object} ", 1)
