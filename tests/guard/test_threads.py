@@ -16,7 +16,7 @@ pytestmark = pytest.mark.freethreaded
 THREADS = 16
 
 SCRIPT = """
-import importlib, importlib.machinery, importlib.util, json, sys, threading, traceback, warnings
+import importlib, importlib.machinery, importlib.util, json, marshal, sys, threading, traceback, warnings
 from nogil_toolkit.guard import GilRequiredImportError
 
 NAMES = {names!r}
@@ -25,7 +25,7 @@ SUFFIX = {suffix!r}
 warned, errors, refused, spawned = [], [], [], []
 warnings.simplefilter("always")
 warnings.showwarning = lambda message, category, *rest: warned.append([category.__name__, str(message).split()[0], str(message)])
-sys.addaudithook(lambda event, args: spawned.append(json.loads(args[1][-1])["path"])
+sys.addaudithook(lambda event, args: spawned.append(marshal.loads(bytes.fromhex(args[1][-1]))["path"])
                  if event == "os.posix_spawn" else None)
 barrier = threading.Barrier({threads})
 

@@ -3,20 +3,23 @@
 Two paths, one cache:
 
 - warm: an unchanged file whose cached entry decides it (a static verdict, or a conclusive
-  import probe) is judged at once under the mode and the allowlist (:mod:`.warm`: ``json``
-  and ``os``, nothing else);
+  import probe) is judged at once under the mode and the allowlist (:mod:`.warm`: ``os``
+  and the cache's index file, nothing else);
 - cold: anything else is decided by the environment check's machinery in a fresh ``-I``
   subprocess of this interpreter (:mod:`.decide`), which writes what it learns to the same
   cache. Its answer is memoised for the life of this process by the loader.
 
 The guarded process never imports the checker: it is in the middle of an import whenever it
 asks, and importing more there can meet modules that are half-initialised up the stack.
+The request and the answer cross in :mod:`marshal`, which is built into every CPython: not
+:mod:`json`, whose accelerator ``_json`` is a shared library on some builds and would be
+loaded through this very guard (and costs every guarded start its import).
 """
 
 from __future__ import annotations
 
 import _thread
-import json
+import marshal
 import os
 import sys
 
@@ -91,11 +94,11 @@ class ModuleJudge:
         request = {"module": name, "path": path, "mode": mode, "allow": self.policy.allow,
                    "cache_dir": self.cache_dir, "sys_path": sys.path}
         try:
-            status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, json.dumps(request)])
-            answer = json.loads(output.strip().splitlines()[-1])
+            status, output = _run([sys.executable, "-I", "-c", _COLD, _TOOLKIT, marshal.dumps(request).hex()])
+            answer = marshal.loads(bytes.fromhex(output.strip().splitlines()[-1]))
         except OSError as exc:  # no interpreter to run (an embedding application)
             answer = {"error": f"cannot start {sys.executable or 'an interpreter'}: {exc.strerror or exc}"}
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, EOFError, TypeError):
             answer = {"error": f"the checker exited with status {status} and no answer"}
         if "error" in answer:
             # Fail closed in nogil mode, loudly in unsafe-nogil, locked in serialize.
