@@ -35,6 +35,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
 
+# The toolkit's own cache location, from this checkout's sources: the script runs before the
+# toolkit is installed (cache_location imports nothing but os).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from nogil_toolkit.cache_location import default_cache_dir  # noqa: E402
+
 VERSIONS = ("3.15", "3.14", "3.13")
 """Source packages tried in this order (``python3.15`` first); 3.13 is the known-good fallback."""
 # Suites searched for the source packages; the machine's own release may predate them.
@@ -65,14 +70,6 @@ def is_free_threaded(python: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and out.stdout.strip() == "1"
-
-
-def default_cache_dir() -> Path:
-    explicit = os.environ.get("NOGIL_TOOLKIT_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nogil-toolkit"
 
 
 def parse_apt_sources(paths: tuple[str, ...] = APT_SOURCE_FILES) -> Iterator[AptSource]:
@@ -301,7 +298,7 @@ def find_existing(cache_dir: Path) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+    parser.add_argument("--cache-dir", type=Path, default=Path(default_cache_dir()),
                         help="where builds are kept and reused (default: %(default)s)")
     parser.add_argument("--find-only", action="store_true",
                         help="do not build: exit 1 when no free-threaded interpreter is available")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import zlib
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from nogil_toolkit import __version__
+from nogil_toolkit.cache_location import cache_file
 from nogil_toolkit.environment import Distribution, ExtensionFile
 from nogil_toolkit.inspect.verdict import ModuleInspection
 from nogil_toolkit.probe import ProbeResult
@@ -27,14 +27,6 @@ from nogil_toolkit.serialize import (extension_file_from_json, extension_file_to
                                      inspection_to_json, probe_from_json, probe_to_json)
 
 FORMAT = 1
-
-
-def default_cache_dir() -> Path:
-    explicit = os.environ.get("NOGIL_TOOLKIT_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nogil-toolkit"
 
 
 def file_identity(stat: os.stat_result) -> list[int]:
@@ -56,11 +48,8 @@ class CheckCache:
     guard): :meth:`save` merges what this object changed into the file as it is then, so
     that one process does not throw away what another one learnt meanwhile."""
 
-    def __init__(self, directory: Path, target_key: str) -> None:
-        # Any short digest will do: nothing in the file is trusted for another target (facts
-        # and scans carry their own key, verdicts belong to files), so a collision only
-        # costs re-reading. zlib is loaded at startup anyway; hashlib would load OpenSSL.
-        self.path = directory / f"check-env-{zlib.crc32(target_key.encode()):08x}.json"
+    def __init__(self, directory: str | os.PathLike[str], target_key: str) -> None:
+        self.path = Path(cache_file(os.fspath(directory), target_key))
         self._data: dict[str, Any] = {"format": FORMAT, "toolkit": __version__, "target": None, "owners": None,
                                       "scan": None, "files": {}}
         self._changed: set[str] = set()

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Protocol, Sequence
 
-from nogil_toolkit.cache import CheckCache, default_cache_dir
+from nogil_toolkit.cache import CheckCache
+from nogil_toolkit.cache_location import default_cache_dir
 from nogil_toolkit.check import CheckResult, Mode, check
 from nogil_toolkit.environment import Distribution, ExtensionFile, find_extensions, find_owners, scanned_folders
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
@@ -210,7 +211,7 @@ class CheckRequest(NamedTuple):
     jobs: int = 1
     use_cache: bool = True
     cache_dir: Optional[Path] = None
-    """None: :func:`nogil_toolkit.cache.default_cache_dir`."""
+    """None: :func:`nogil_toolkit.cache_location.default_cache_dir`."""
     progress: Optional[Progress] = None
 
 

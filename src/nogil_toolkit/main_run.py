@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nogil_toolkit.cache import default_cache_dir
+from nogil_toolkit.cache_location import default_cache_dir
 from nogil_toolkit.config import ConfigError, load_config
 from nogil_toolkit.console import EXIT_USAGE, error
 from nogil_toolkit.guard.envhook import run_folder
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if mode is None:
         mode = (config.check.mode if config is not None else None) or NOGIL
-    env = guard_environment(mode, args.allow, project, run_folder(default_cache_dir()), os.environ)
+    env = guard_environment(mode, args.allow, project, run_folder(Path(default_cache_dir())), os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

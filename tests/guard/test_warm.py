@@ -5,6 +5,7 @@ of cached entry."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,16 @@ def test_constants_are_the_checkers() -> None:
     assert set(warm.VERDICT_WORDS) == {v.value for v in Verdict}
 
 
-@pytest.mark.parametrize("env", [{"NOGIL_TOOLKIT_CACHE": "/somewhere/else"}, {"XDG_CACHE_HOME": "/xdg"}, {}])
-def test_same_cache_file_as_check_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("env", "expected"), [({"NOGIL_TOOLKIT_CACHE": "/somewhere/else"}, "/somewhere/else"),
+                                             ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/nogil-toolkit"),
+                                             ({}, os.path.expanduser("~/.cache/nogil-toolkit"))])
+def test_same_cache_file_as_check_cache(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
     for key in ("NOGIL_TOOLKIT_CACHE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert warm.default_cache_dir() == str(check_cache.default_cache_dir())
-    assert warm.cache_file(str(tmp_path), "/venv/bin/python") == str(check_cache.CheckCache(
-        tmp_path, "/venv/bin/python").path)
+    assert warm.default_cache_dir() == expected
+    assert warm.current_cache_file() == str(check_cache.CheckCache(expected, os.path.abspath(sys.executable)).path)
 
 
 def _target() -> TargetInterpreter:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
+from nogil_toolkit.cache_location import cache_file, default_cache_dir
 from nogil_toolkit.verdict_index import KEEPS_GIL_OFF as KEEPS_GIL_OFF_STATUS
 from nogil_toolkit.verdict_index import NEEDS_GIL as NEEDS_GIL_STATUS
 from nogil_toolkit.verdict_index import VERDICT_WORDS, identity, index_path, read
@@ -28,22 +29,6 @@ KEEPS_GIL_OFF = "not-used"
 """``Verdict.NOT_USED.value``."""
 UNDECIDED = "unknown"
 """``Verdict.UNKNOWN.value``."""
-
-
-def default_cache_dir() -> str:
-    """``nogil_toolkit.cache.default_cache_dir()``, as a string."""
-    explicit = os.environ.get("NOGIL_TOOLKIT_CACHE")
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "nogil-toolkit")
-
-
-def cache_file(directory: str, target_key: str) -> str:
-    """``CheckCache(directory, target_key).path``."""
-    import zlib
-
-    return os.path.join(directory, f"check-env-{zlib.crc32(target_key.encode()):08x}.json")
 
 
 def current_cache_file(directory: str | None = None) -> str:
