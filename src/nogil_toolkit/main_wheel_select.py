@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, style, warning
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, plural, style, warning
 from nogil_toolkit.wheel.select import (
     DropKind,
     ProjectChoice,
@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     for rejection in unreadable:
         error(rejection.reason)
     if selection.unsatisfied:
-        count = len(selection.unsatisfied)
-        error(f"no suitable wheel for {count} project{'s' if count > 1 else ''}: {', '.join(selection.unsatisfied)}")
+        error(f"no suitable wheel for {plural(len(selection.unsatisfied), 'project')}: "
+              f"{', '.join(selection.unsatisfied)}")
     if unreadable:
         return EXIT_USAGE
     return EXIT_FAILURE if selection.unsatisfied else EXIT_OK

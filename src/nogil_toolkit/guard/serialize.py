@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from types import (BuiltinFunctionType, ClassMethodDescriptorType, FunctionType, GetSetDescriptorType,
                    MemberDescriptorType, MethodDescriptorType, ModuleType, WrapperDescriptorType)
 
+from nogil_toolkit.console import plural
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Collection
@@ -69,10 +71,9 @@ class Coverage:
     def message(self) -> str:
         """The module's coverage line, e.g. ``serialize: legacy._c: 5 functions and 2 types
         locked; not covered: static type legacy._c.Foo``."""
-        functions = f"{self.functions} function{'s' if self.functions != 1 else ''}"
-        types = f"{self.types} type{'s' if self.types != 1 else ''}"
         missing = "; not covered: " + ", ".join(self.not_covered) if self.not_covered else "; all covered"
-        return f"serialize: {self.module}: {functions} and {types} locked{missing}"
+        locked = f"{plural(self.functions, 'function')} and {plural(self.types, 'type')}"
+        return f"serialize: {self.module}: {locked} locked{missing}"
 
 
 def serialize_module(module: ModuleType) -> Coverage:

@@ -26,6 +26,7 @@ from packaging.utils import BuildTag, InvalidWheelFilename, NormalizedName, pars
 from packaging.version import Version
 
 from nogil_toolkit.abi import abi_is_free_threaded
+from nogil_toolkit.console import plural
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.target import TargetError, ask_target
 from nogil_toolkit.wheel.reading import WheelError, WheelModule, read_wheel
@@ -354,9 +355,8 @@ def require_declared(selection: Selection) -> Selection:
                 continue
             if not problems:
                 break
-            count = f"{len(problems)} extension module{'s' if len(problems) > 1 else ''}"
             rejected.append(Rejection(wheel, DropKind.NOT_DECLARED,
-                                      f"{count} not known to declare Py_MOD_GIL_NOT_USED",
+                                      f"{plural(len(problems), 'extension module')} not known to declare Py_MOD_GIL_NOT_USED",
                                       problems))
             ranked.pop(0)
         projects.append(replace(project, ranked=tuple(ranked), rejected=tuple(rejected)))
