@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nogil_toolkit.inspect import elf, macho, pe
+from nogil_toolkit.inspect.core import image_reader
 from nogil_toolkit.inspect.image import MalformedBinary
 from nogil_toolkit.shim import ShimPlan
 
@@ -40,14 +40,13 @@ def exports(library: Path) -> frozenset[str]:
 
 def exported_names(data: bytes) -> frozenset[str]:
     """The names the library in ``data`` exports; empty for a format we do not read."""
-    for recognises, load in ((lambda head: head.startswith(elf.MAGIC), elf.load), (pe.is_pe, pe.load),
-                             (macho.is_macho, macho.load)):
-        if recognises(data[:8]):
-            try:
-                return frozenset(load(data).exports)
-            except MalformedBinary:
-                return frozenset()
-    return frozenset()
+    reader = image_reader(data)
+    if reader is None:
+        return frozenset()
+    try:
+        return frozenset(reader[1](data).exports)
+    except MalformedBinary:
+        return frozenset()
 
 
 def needs_hook_wrapper(library: Path, plan: ShimPlan) -> bool:

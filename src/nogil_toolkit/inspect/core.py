@@ -133,13 +133,18 @@ def _version_text(python: Optional[PythonVersion]) -> str:
     return f"{first}+" if tuple(python[:2]) >= FIRST_EXPORT_HOOK_VERSION else f"before {first}"
 
 
-def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[PythonVersion]) -> ModuleInspection:
+def image_reader(data: Buffer) -> Optional[Tuple[str, _Loader]]:
+    """The format of the binary in ``data`` (``elf``, ``pe`` or ``macho``) and the reader that
+    loads it; None for any other file."""
     head = bytes(data[:8])
-    for format_name, recognises, load in _FORMATS:
-        if recognises(head):
-            break
-    else:
+    return next(((format_name, load) for format_name, recognises, load in _FORMATS if recognises(head)), None)
+
+
+def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[PythonVersion]) -> ModuleInspection:
+    reader = image_reader(data)
+    if reader is None:
         return _unknown(name, "not an ELF, PE or Mach-O binary")
+    format_name, load = reader
     try:
         image = load(data)
         if hooks_apply(python):
