@@ -7,7 +7,7 @@ test_generators.py and test_wheels.py; these pin down each refusal on its own.
 from __future__ import annotations
 
 import struct
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from nogil_toolkit.inspect.initcode import CodeSlotArray, read_code_slot_array
 
@@ -95,7 +95,7 @@ def test_operand_size_prefix_is_not_a_store_we_know():
 # The real binaries (bcrypt 5.0.0 decided, pydantic-core 2.41.4 not, bcrypt patched to
 # gil_used=true and confirmed by import) are in test_wheels.py; these pin down each refusal.
 
-from nogil_toolkit.inspect.image import BinaryImage, Relocations, Section  # noqa: E402
+from nogil_toolkit.inspect.image import BinaryImage, NameLists, Relocations, Section  # noqa: E402
 from nogil_toolkit.inspect.initcode import ModuleFactoryCall, read_module_factory_call  # noqa: E402
 
 PYO3_DEF = 0x9000  # the ModuleDef; its PyModuleDef starts one word in, as in bcrypt
@@ -113,8 +113,18 @@ def _image(code: bytes, relocated_got: bool = True, machine: str = "x86_64") -> 
     data = code.ljust(0x1000, b"\xcc") + bytes(8 + 0x100)
     relocations = Relocations(frozenset({GOT_SLOT}), [GOT_SLOT] if relocated_got else [],
                               [CALLEE] if relocated_got else [])
-    return BinaryImage("elf", machine, 8, "little", data, ("PyInit_m",), frozenset(), sections,
-                       lambda: relocations, function_reader=lambda name: (CODE, len(code)))
+    return BinaryImage("elf", machine, 8, "little", data, _Symbols(len(code)), sections, lambda: relocations)
+
+
+class _Symbols(NameLists):
+    """One exported function, ``PyInit_m``, of ``size`` bytes at ``CODE``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(("PyInit_m",))
+        self.size = size
+
+    def function_extent(self, name: str) -> Optional[Tuple[int, int]]:
+        return (CODE, self.size)
 
 
 def _pyinit(middle: List[bytes], before: bytes = b"\x53",

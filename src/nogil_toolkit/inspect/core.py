@@ -12,7 +12,7 @@ import os
 import stat
 import struct
 from dataclasses import replace
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
 from nogil_toolkit.inspect.exporthook import (FIRST_EXPORT_HOOK_VERSION, HOOK_PREFIXES, choose_hook, hooks_apply,
@@ -21,7 +21,8 @@ from nogil_toolkit.inspect.generators import PYBIND11_FIRST_MULTI_PHASE_INTERNAL
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary
 from nogil_toolkit.inspect.initcode import (CodeSlotArray, ModuleFactoryCall, read_module_factory_call,
                                             read_pyinit_slot_array, refers_to)
-from nogil_toolkit.inspect.rules import MODULE_DEF_INIT, SET_GIL, Observations, decide, own_arrays, passes_gil_used
+from nogil_toolkit.inspect.rules import (MODULE_DEF_INIT, RULE_IMPORTS, SET_GIL, Observations, decide, own_arrays,
+                                         passes_gil_used)
 from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_module_definitions, find_slot_arrays,
                                          has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
@@ -147,17 +148,22 @@ def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[Py
     format_name, load = reader
     try:
         image = load(data)
-        if hooks_apply(python):
-            hook_inspection = _judge_export_hook(image, name, module)
+        init_symbols = tuple(sorted(image.symbols.exported_with(("PyInit_",))))
+        hooks = image.symbols.exported_with(HOOK_PREFIXES)
+        imports = image.symbols.imported_among(RULE_IMPORTS)
+        if hooks and hooks_apply(python):
+            hook_inspection = _judge_export_hook(image, name, module, init_symbols, hooks, imports)
             if hook_inspection is not None:
                 return hook_inspection
-        return _judge(image, name, module, hooks_ignored=not hooks_apply(python))
+        return _judge(image, name, module, init_symbols, imports,
+                      ignored_hooks=() if hooks_apply(python) else tuple(sorted(hooks)))
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
         return _unknown(name, reason, format_name)
 
 
-def _judge_export_hook(image: BinaryImage, name: str, module: Optional[str]) -> Optional[ModuleInspection]:
+def _judge_export_hook(image: BinaryImage, name: str, module: Optional[str], init_symbols: Tuple[str, ...],
+                       hooks: Tuple[str, ...], imports: FrozenSet[str]) -> Optional[ModuleInspection]:
     """The verdict from the export hook CPython 3.15+ calls for this file; ``None`` when it
     calls ``PyInit_*`` instead.
 
@@ -165,14 +171,13 @@ def _judge_export_hook(image: BinaryImage, name: str, module: Optional[str]) -> 
     first and returns it without looking up ``PyInit_<name>``; CPython then builds the module
     from the hook's slots alone. So with a hook, ``PyInit_``'s evidence does not count.
     """
-    init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
     module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
-    hook = choose_hook(image.exports, init_symbols, module_name)
+    hook = choose_hook(hooks, init_symbols, module_name)
     if hook is None:
         return None
     array = read_hook_slot_array(image, hook)
     facts = Observations(
-        init_symbols=(hook,), module_name=module_name, qualified_name=module, imports=image.imports,
+        init_symbols=(hook,), module_name=module_name, qualified_name=module, imports=imports,
         markers=_markers(image), slot_arrays=(), relocations_available=image.relocation_reader is not None,
         format=image.format, fingerprint=fingerprint(image), export_hook=hook, hook_slot_array=array,
     )
@@ -186,8 +191,8 @@ def _judge_export_hook(image: BinaryImage, name: str, module: Optional[str]) -> 
     )
 
 
-def _judge(image: BinaryImage, name: str, module: Optional[str], hooks_ignored: bool = False) -> ModuleInspection:
-    init_symbols = tuple(sorted(s for s in image.exports if s.startswith("PyInit_")))
+def _judge(image: BinaryImage, name: str, module: Optional[str], init_symbols: Tuple[str, ...],
+           imports: FrozenSet[str], ignored_hooks: Tuple[str, ...]) -> ModuleInspection:
     module_name = module.rsplit(".", 1)[-1] if module else _module_name(name)
     slot_arrays = find_slot_arrays(image) if init_symbols else []
     fp = fingerprint(image) if init_symbols else None
@@ -198,7 +203,7 @@ def _judge(image: BinaryImage, name: str, module: Optional[str], hooks_ignored: 
     # The costlier look at the module's own definition, only when its slot array was not
     # found: a multi-phase module with m_slots NULL, an array holding only its terminator
     # (which the slot-array search does not take for one), or a run-time slot array.
-    if (init_symbols and module_name and MODULE_DEF_INIT in image.imports
+    if (init_symbols and module_name and MODULE_DEF_INIT in imports
             and not own_arrays(slot_arrays, module_name)):
         definitions = find_module_definitions(image, module_name)
         if definitions and all(d.m_slots is None for d in definitions):
@@ -212,13 +217,13 @@ def _judge(image: BinaryImage, name: str, module: Optional[str], hooks_ignored: 
             if isinstance(empty_slot_array, EmptySlotArray):
                 slots_may_be_set = has_stray_gil_entry(image, slot_arrays)
     factory_call: Union[ModuleFactoryCall, str, None] = None
-    if init_symbols and module_name and SET_GIL in image.imports and passes_gil_used(fp):
+    if init_symbols and module_name and SET_GIL in imports and passes_gil_used(fp):
         factory_call = _module_factory_call(image, init_symbols, module_name)
     facts = Observations(
         init_symbols=init_symbols,
         module_name=module_name,
         qualified_name=module,
-        imports=image.imports,
+        imports=imports,
         markers=_markers(image),
         slot_arrays=slot_arrays,
         relocations_available=image.relocation_reader is not None,
@@ -229,7 +234,7 @@ def _judge(image: BinaryImage, name: str, module: Optional[str], hooks_ignored: 
         code_slot_array=code_slot_array,
         empty_slot_array=empty_slot_array,
         module_factory_call=factory_call,
-        ignored_hooks=tuple(sorted(s for s in image.exports if s.startswith(HOOK_PREFIXES))) if hooks_ignored else (),
+        ignored_hooks=ignored_hooks,
     )
     decision = decide(facts)
     fp = facts.fingerprint

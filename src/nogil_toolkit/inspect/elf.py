@@ -98,43 +98,127 @@ class ElfSymbol:
         return self.section_index != SHN_UNDEF
 
 
-@dataclass(frozen=True)
 class SymbolTable:
-    """``.dynsym`` as parallel columns (index = symbol index)."""
+    """``.dynsym`` as columns sliced straight from the table's bytes; names decoded on demand.
 
-    names: List[str]
-    values: List[int]
-    sizes: List[int]
-    infos: List[int]
-    section_indexes: List[int]
+    A module imports hundreds of symbols, a bundled library exports thousands, and the rules
+    ask about one prefix and a dozen names. So the columns are ``array`` slices of the raw
+    table (no Python object per symbol, and only built when a question needs them), and a
+    question about names first searches the string table: only the entries whose name
+    offset is a hit are looked at and decoded.
+    """
 
-    def exported(self) -> List[str]:
+    def __init__(self, strings: bytes = b"", table: bytes = b"", is64: bool = True, byte_order: str = "little") -> None:
+        self._strings = strings
+        self._table = table
+        self._is64 = is64
+        self._byte_order = byte_order
+        self._columns: Optional[Tuple[array, bytes, array, array, array]] = None
+        self._names: Optional[List[str]] = None
+
+    def _decoded(self) -> Tuple[array, bytes, array, array, array]:
+        """(name offsets, infos, section indexes, values, sizes), index = symbol index."""
+        if self._columns is None:
+            table, order = self._table, self._byte_order
+            halves = _word_array(table, 2, order)
+            if self._is64:  # st_name, st_info, st_other, st_shndx, st_value, st_size
+                words, wide = _word_array(table, 4, order), _word_array(table, 8, order)
+                self._columns = (words[0::6], table[4::24], halves[3::12], wide[1::3], wide[2::3])
+            else:  # st_name, st_value, st_size, st_info, st_other, st_shndx
+                words = _word_array(table, 4, order)
+                self._columns = (words[0::4], table[12::16], halves[7::8], words[1::4], words[2::4])
+        return self._columns
+
+    @property
+    def names(self) -> List[str]:
+        """Every entry's name (the null symbol's is empty)."""
+        if self._names is None:
+            self._names = _names_at(self._strings, self._decoded()[0]) if self._table else []
+        return self._names
+
+    def __len__(self) -> int:
+        return len(self._decoded()[0]) if self._table else 0
+
+    def _exported_mask(self) -> Iterator[int]:
+        _, infos, section_indexes, _, _ = self._decoded()
+        return map(operator.and_, map(operator.ne, section_indexes, repeat(SHN_UNDEF)),
+                   map(operator.ne, map(operator.rshift, infos, repeat(4)), repeat(_STB_LOCAL)))
+
+    def exports(self) -> Tuple[str, ...]:
         """Names of defined, non-local symbols."""
-        keep = map(operator.and_, map(operator.ne, self.section_indexes, repeat(SHN_UNDEF)),
-                   map(operator.ne, map(operator.rshift, self.infos, repeat(4)), repeat(_STB_LOCAL)))
-        return [n for n in compress(self.names, keep) if n]
+        if not self._table:
+            return ()
+        return tuple(n for n in compress(self.names, self._exported_mask()) if n)
 
-    def imported(self) -> List[str]:
+    def imports(self) -> FrozenSet[str]:
         """Names of undefined symbols (what the library expects the interpreter to provide)."""
-        return [n for n in compress(self.names, map(operator.eq, self.section_indexes, repeat(SHN_UNDEF))) if n]
+        if not self._table:
+            return frozenset()
+        undefined = map(operator.eq, self._decoded()[2], repeat(SHN_UNDEF))
+        return frozenset(n for n in compress(self.names, undefined) if n)
+
+    def exported_with(self, prefixes: Tuple[str, ...]) -> Tuple[str, ...]:
+        """Defined, non-local symbols whose name starts with one of ``prefixes``, in table order."""
+        hits = self._hits(prefix.encode() for prefix in prefixes)
+        return tuple(self._decode(offset) for index, offset in self._entries_at(hits) if self._is_export(index))
+
+    def imported_among(self, names: FrozenSet[str]) -> FrozenSet[str]:
+        """Those of ``names`` some undefined symbol is called."""
+        hits = self._hits(name.encode() + b"\0" for name in names)
+        return frozenset(self._decode(offset) for index, offset in self._entries_at(hits)
+                         if self._decoded()[2][index] == SHN_UNDEF)
 
     def function_extent(self, name: str) -> Optional[Tuple[int, int]]:
-        """(address, size) of the defined, exported function ``name``, if there is one."""
-        try:
-            index = self.names.index(name)
-        except ValueError:
+        """(address, size) of the defined, exported function ``name``, if there is one (the
+        first entry of that name decides, as the loader's lookup would find it)."""
+        entry = next(self._entries_at(self._hits([name.encode() + b"\0"])), None)
+        if entry is None:
             return None
-        info = self.infos[index]
-        if (self.section_indexes[index] == SHN_UNDEF or info >> 4 == _STB_LOCAL
-                or info & 0xF != _STT_FUNC):
+        index = entry[0]
+        _, infos, section_indexes, values, sizes = self._decoded()
+        if not self._is_export(index) or infos[index] & 0xF != _STT_FUNC:
             return None
-        return self.values[index], self.sizes[index]
+        return values[index], sizes[index]
 
     def defined_value(self, index: int) -> Optional[int]:
         """Value of symbol ``index`` if it is defined in this file, else ``None``."""
-        if 0 < index < len(self.values) and self.section_indexes[index] != SHN_UNDEF:
-            return self.values[index]
+        if not self._table:
+            return None
+        _, _, section_indexes, values, _ = self._decoded()
+        if 0 < index < len(values) and section_indexes[index] != SHN_UNDEF:
+            return values[index]
         return None
+
+    def _is_export(self, index: int) -> bool:
+        _, infos, section_indexes, _, _ = self._decoded()
+        return section_indexes[index] != SHN_UNDEF and infos[index] >> 4 != _STB_LOCAL
+
+    def _hits(self, needles: Iterable[bytes]) -> Set[int]:
+        """Offsets in the string table where a name starting with one of ``needles`` would begin."""
+        found: Set[int] = set()
+        if not self._table:
+            return found
+        strings = self._strings
+        for needle in needles:
+            hit = strings.find(needle)
+            while hit >= 0:
+                found.add(hit)
+                hit = strings.find(needle, hit + 1)
+        return found
+
+    def _entries_at(self, offsets: Set[int]) -> Iterator[Tuple[int, int]]:
+        """(index, name offset) of the entries whose name starts at one of ``offsets``, in
+        table order; names without their terminating NUL are empty, so never match."""
+        if not offsets:
+            return iter(())
+        name_offsets = self._decoded()[0]
+        return ((index, name_offsets[index])
+                for index in compress(range(len(name_offsets)), map(offsets.__contains__, name_offsets))
+                if self._strings.find(b"\0", name_offsets[index]) >= 0)
+
+    def _decode(self, offset: int) -> str:
+        end = self._strings.find(b"\0", offset)
+        return self._strings[offset:end].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -384,49 +468,31 @@ class ElfReader:
 
     # -- symbols ---------------------------------------------------------------------------
 
-    def may_export(self, prefix: bytes) -> bool:
-        """Whether ``prefix`` occurs in the dynamic string table at all (a cheap pre-check)."""
-        header = self._dynsym_header()
-        if header is None or not 0 < header.link < len(self.sections):
-            return False
-        strings = self.sections[header.link]
-        return self.data.find(prefix, strings.offset, strings.offset + strings.size) >= 0
-
     def symbol_table(self) -> SymbolTable:
-        """The ``.dynsym`` table as columns, decoded with C-level ``map``/``zip`` passes.
-
-        Wheels bundle libraries with tens of thousands of symbols; building one Python
-        object per symbol would dominate the time of an environment scan.
-        """
+        """The ``.dynsym`` table, its entries brought to the standard size (a larger
+        ``sh_entsize`` is allowed; the extra bytes of each entry are dropped)."""
         header = self._dynsym_header()
         if header is None:
-            return SymbolTable([], [], [], [], [])
+            return SymbolTable()
         if not 0 < header.link < len(self.sections):
             raise MalformedBinary("ELF .dynsym has no string table")
         strings = self.section_data(self.sections[header.link])
         table = self.section_data(header)
-        layout = struct.Struct(self._end + ("IBBHQQ" if self.is64 else "IIIBBH"))
-        if header.entsize in (0, layout.size):
-            rows = list(layout.iter_unpack(table[:len(table) - len(table) % layout.size]))
-        elif header.entsize > layout.size:
-            rows = [layout.unpack_from(table, o) for o in range(0, len(table) - layout.size + 1, header.entsize)]
-        else:
+        size = 24 if self.is64 else 16
+        if header.entsize > size:
+            table = b"".join(table[o:o + size] for o in range(0, len(table) - size + 1, header.entsize))
+        elif header.entsize not in (0, size):
             raise MalformedBinary(f"ELF .dynsym entry size {header.entsize} too small")
-        if not rows:
-            return SymbolTable([], [], [], [], [])
-        columns = list(zip(*rows))
-        if self.is64:
-            name_offsets, infos, _other, shndx, values, sizes = columns
-        else:
-            name_offsets, values, sizes, infos, _other, shndx = columns
-        names = _names_at(strings, name_offsets)
-        return SymbolTable(names, list(values), list(sizes), list(infos), list(shndx))
+        return SymbolTable(strings, table[:len(table) - len(table) % size], self.is64, self.byte_order)
 
     def dynamic_symbols(self) -> List[ElfSymbol]:
         """All ``.dynsym`` entries in table order (index 0, the null symbol, included)."""
         table = self.symbol_table()
+        if not len(table):
+            return []
+        _, infos, section_indexes, values, sizes = table._decoded()
         return [ElfSymbol(n, v, s, i >> 4, i & 0xF, x)
-                for n, v, s, i, x in zip(table.names, table.values, table.sizes, table.infos, table.section_indexes)]
+                for n, v, s, i, x in zip(table.names, values, sizes, infos, section_indexes)]
 
     # -- relocations -----------------------------------------------------------------------
 
@@ -567,10 +633,13 @@ def _names_at(strings: bytes, offsets: Sequence[int]) -> List[str]:
     return list(map(operator.methodcaller("decode", "utf-8", "replace"), raw_names))
 
 
+# The ``array`` type code of each unsigned word size on this host.
+_WORD_CODES = {size: next(c for c in "HILQ" if array(c).itemsize == size) for size in (2, 4, 8)}
+
+
 def _word_array(raw: bytes, word: int, byte_order: str) -> array:
     """``raw`` as unsigned words of the file's size and byte order."""
-    codes = [c for c in "IL" if array(c).itemsize == 4] if word == 4 else [c for c in "LQ" if array(c).itemsize == 8]
-    words = array(codes[0])
+    words = array(_WORD_CODES[word])
     words.frombytes(raw)
     if byte_order != sys.byteorder:
         words.byteswap()
@@ -597,12 +666,7 @@ def load(data: Buffer) -> BinaryImage:
         )
         for h in reader.mapped_sections()
     ]
-    # Plain libraries (BLAS, libstdc++ copies in wheels) can export thousands of symbols;
-    # when no PyInit_ (or 3.15 PyModExport) name occurs in the string table there is nothing to decode.
-    entry_points = reader.may_export(b"PyInit_") or reader.may_export(b"PyModExport")
-    symbols = reader.symbol_table() if entry_points else SymbolTable([], [], [], [], [])
-    exports = tuple(symbols.exported())
-    imports = frozenset(symbols.imported())
+    symbols = reader.symbol_table()
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)
     image = BinaryImage(
         format="elf",
@@ -610,12 +674,10 @@ def load(data: Buffer) -> BinaryImage:
         pointer_size=reader.pointer_size,
         byte_order=reader.byte_order,
         data=data,
-        exports=exports,
-        imports=imports,
+        symbols=symbols,
         sections=sections,
         relocation_reader=None,
         marker_region=(marker.offset, len(reader.section_data(marker))) if marker is not None else None,
-        function_reader=symbols.function_extent,
     )
     if reader.knows_relocation_types:
         image.relocation_reader = lambda: reader.resolved_relocations(symbols, image)

@@ -11,7 +11,7 @@ import bisect
 import mmap
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple, Union
 
 Buffer = Union[bytes, bytearray, mmap.mmap]
 
@@ -24,9 +24,12 @@ class MalformedBinary(Exception):
     """
 
 
-@dataclass(frozen=True)
-class Section:
-    """A mapped region: where it lives in memory and in the file, and how it is mapped."""
+class Section(NamedTuple):
+    """A mapped region: where it lives in memory and in the file, and how it is mapped.
+
+    A tuple, not a dataclass: every file read builds dozens, and on a free-threaded
+    interpreter a frozen dataclass costs several microseconds each to construct.
+    """
 
     name: str
     address: int
@@ -70,6 +73,54 @@ class Relocations:
                 for i in compress(range(len(self.sources)), map(locations.__contains__, self.sources))}
 
 
+class Symbols(Protocol):
+    """The questions the rules ask about a library's dynamic symbols.
+
+    Readers answer them in whatever way is cheapest for their format: the rules ask about a
+    prefix and a dozen names, while a module imports hundreds of symbols, so a reader may
+    answer without decoding every name. ``exports``/``imports`` give the whole lists.
+    """
+
+    def exports(self) -> Tuple[str, ...]:
+        """Names of defined, exported functions and data (Mach-O's leading ``_`` removed)."""
+
+    def imports(self) -> FrozenSet[str]:
+        """Names of symbols the library expects the interpreter to provide."""
+
+    def exported_with(self, prefixes: Tuple[str, ...]) -> Tuple[str, ...]:
+        """The exports starting with one of ``prefixes``, in table order."""
+
+    def imported_among(self, names: FrozenSet[str]) -> FrozenSet[str]:
+        """Those of ``names`` the library imports."""
+
+    def function_extent(self, name: str) -> Optional[Tuple[int, int]]:
+        """(address, size) of the exported function ``name``, where the format records sizes
+        (ELF); ``None`` for formats that do not."""
+
+
+class NameLists:
+    """:class:`Symbols` of a reader that decodes every name anyway (PE, Mach-O)."""
+
+    def __init__(self, exports: Tuple[str, ...] = (), imports: FrozenSet[str] = frozenset()) -> None:
+        self._exports = exports
+        self._imports = imports
+
+    def exports(self) -> Tuple[str, ...]:
+        return self._exports
+
+    def imports(self) -> FrozenSet[str]:
+        return self._imports
+
+    def exported_with(self, prefixes: Tuple[str, ...]) -> Tuple[str, ...]:
+        return tuple(name for name in self._exports if name.startswith(prefixes))
+
+    def imported_among(self, names: FrozenSet[str]) -> FrozenSet[str]:
+        return self._imports & names
+
+    def function_extent(self, name: str) -> Optional[Tuple[int, int]]:
+        return None
+
+
 @dataclass
 class BinaryImage:
     """What one reader extracted from one file."""
@@ -80,19 +131,13 @@ class BinaryImage:
     byte_order: str
     """``"little"`` or ``"big"``."""
     data: Buffer
-    exports: Tuple[str, ...]
-    """Names of defined, exported functions and data (Mach-O's leading ``_`` removed)."""
-    imports: FrozenSet[str]
-    """Names of symbols the library expects the interpreter to provide."""
+    symbols: Symbols
     sections: Sequence[Section]
     relocation_reader: Optional[Callable[[], Relocations]]
     """Decodes the fix-ups on first use (modules only need them, and they are the costly
     part); ``None`` when the reader cannot recover them for this format or machine."""
     marker_region: Optional[Tuple[int, int]] = None
     """(file offset, size) of the toolkit's marker section, if the file has one."""
-    function_reader: Optional[Callable[[str], Optional[Tuple[int, int]]]] = None
-    """(address, size) of an exported function by name, where the format records sizes
-    (ELF); ``None`` for formats that do not."""
     _relocations: Optional[Relocations] = field(default=None, repr=False)
     _starts: List[int] = field(default_factory=list, repr=False)
     _mapped: List[Section] = field(default_factory=list, repr=False)
@@ -138,12 +183,20 @@ class BinaryImage:
         end = self.data.find(b"\0", offset, stop)
         return None if end < 0 else bytes(self.data[offset:end]).decode("utf-8", "replace")
 
+    @property
+    def exports(self) -> Tuple[str, ...]:
+        """Every exported name (see :meth:`Symbols.exports`)."""
+        return self.symbols.exports()
+
+    @property
+    def imports(self) -> FrozenSet[str]:
+        """Every imported name (see :meth:`Symbols.imports`)."""
+        return self.symbols.imports()
+
     def function_code(self, name: str, limit: int) -> Optional[Tuple[int, bytes]]:
         """(address, machine code) of the exported function ``name``, if its extent is known,
         lies in one executable file-backed section, and is at most ``limit`` bytes."""
-        if self.function_reader is None:
-            return None
-        extent = self.function_reader(name)
+        extent = self.symbols.function_extent(name)
         if extent is None:
             return None
         address, size = extent

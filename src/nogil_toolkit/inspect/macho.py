@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import List, Optional, Tuple
 
-from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
+from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, NameLists, Relocations, Section
 from nogil_toolkit.marker import MACHO_SEGMENT_SECTION
 
 _THIN = {b"\xcf\xfa\xed\xfe": ("<", True), b"\xce\xfa\xed\xfe": ("<", False),
@@ -89,7 +89,8 @@ def load(data: Buffer) -> BinaryImage:
         position += size
     image = BinaryImage(format="macho", machine=_CPU.get(cputype, f"cpu-{cputype:#x}"),
                         pointer_size=8 if is64 else 4, byte_order="little" if end == "<" else "big",
-                        data=data, exports=exports, imports=imports, sections=sections, relocation_reader=None)
+                        data=data, symbols=NameLists(exports, imports), sections=sections,
+                        relocation_reader=None)
     if rebase is not None and rebase[1]:
         opcodes = bytes(data[rebase[0]:rebase[0] + rebase[1]])
         if len(opcodes) != rebase[1]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import List, Tuple
 
-from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
+from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, NameLists, Relocations, Section
 from nogil_toolkit.marker import PE_SECTION
 
 _MACHINES = {0x8664: "x86_64", 0x14C: "i386", 0xAA64: "aarch64", 0x1C4: "arm"}
@@ -162,10 +162,9 @@ def load(data: Buffer) -> BinaryImage:
     reader = _PeReader(data)
     sections = reader.sections()
     image = BinaryImage(format="pe", machine=reader.machine, pointer_size=reader.pointer_size,
-                        byte_order="little", data=data, exports=(), imports=frozenset(),
-                        sections=sections, relocation_reader=None)
-    image.exports = _exports(reader, image)
-    image.imports = _imports(reader, image)
+                        byte_order="little", data=data, symbols=NameLists(), sections=sections,
+                        relocation_reader=None)
+    image.symbols = NameLists(_exports(reader, image), _imports(reader, image))
     image.relocation_reader = lambda: _relocations(reader, image)
     marker = next((s for s in sections if s.name == PE_SECTION and s.in_file), None)
     if marker is not None:

@@ -34,6 +34,8 @@ MULTI_PHASE_IMPORTS = frozenset({"PyModuleDef_Init", "PyModuleDef_Type"})
 PYO3_GIL_USED_ARGUMENT = ((0, 23), (0, 26))
 SINGLE_PHASE_IMPORTS = frozenset({"PyModule_Create2", "PyModule_FromDefAndSpec2", "PyModule_New",
                                   "PyModule_NewObject", "_PyModule_CreateInitialized"})
+# Every import the rules ask about: readers are asked for these, not for all imports.
+RULE_IMPORTS = MULTI_PHASE_IMPORTS | SINGLE_PHASE_IMPORTS | {SET_GIL, MODULE_DEF_INIT}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Observations:
     module_name: Optional[str]
     """The module's own name (last part): from the caller's dotted name, else the file name."""
     imports: FrozenSet[str]
+    """Those of :data:`RULE_IMPORTS` the file imports."""
     markers: Sequence[Marker]
     slot_arrays: Sequence[SlotArray]
     relocations_available: bool
