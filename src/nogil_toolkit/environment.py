@@ -1,7 +1,7 @@
 """Every extension file an interpreter can import, with its module name and distribution.
 
 Reads directories and metadata only: ``.dist-info/RECORD`` (and ``.egg-info`` file lists) of
-the distributions ``importlib.metadata`` finds, for ownership; the path lines of ``.pth`` files
+the distributions installed in each folder, for ownership; the path lines of ``.pth`` files
 read as ``site`` reads them; and the static ``MAPPING`` of setuptools' editable finders for
 editable installs. Nothing installed is imported or run.
 
@@ -16,13 +16,10 @@ import io
 import os
 import re
 import stat
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
 from nogil_toolkit.target import TargetInterpreter
-
-if TYPE_CHECKING:
-    from importlib import metadata
 
 _SKIPPED_DIRS = ("__pycache__",)
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
@@ -198,13 +195,8 @@ def find_owners(folders: list[str]) -> dict[str, Distribution]:
     RECORD is scanned as text: building a path object for each of its lines (what
     ``Distribution.files`` does) costs more than the rest of the scan together, and only the
     few lines naming extension files matter. Metadata is parsed only for their owners."""
-    from importlib import metadata  # costs more to import than the rest of a cached check
-
     owners: dict[str, Distribution] = {}
-    for dist in metadata.distributions(path=folders):
-        info = _info_folder(dist)
-        if info is None:
-            continue
+    for info in metadata_folders(folders):
         owner: Optional[Distribution] = None
         for path in _listed_files(info):
             if not _OWNED_LINE.search(path):
@@ -217,17 +209,40 @@ def find_owners(folders: list[str]) -> dict[str, Distribution]:
     return owners
 
 
-def _info_folder(dist: metadata.Distribution) -> Optional[str]:
-    """The ``.dist-info``/``.egg-info`` folder of a distribution found on a path.
+def metadata_folders(folders: list[str]) -> list[str]:
+    """The ``.dist-info``/``.egg-info`` folders of the distributions installed in ``folders``,
+    in the order ``importlib.metadata.distributions(path=folders)`` finds them (3.10+): per
+    folder, grouped by normalized project name in listing order, then an ``.egg`` folder's
+    ``EGG-INFO``. Distributions inside zip files are left out, as their metadata is no folder.
 
-    ``PathDistribution`` keeps it in ``_path`` (3.8 to 3.14) and offers no public accessor;
-    its ``read_text`` cannot be used instead: it blocks on a FIFO and raises on bytes that are
-    not UTF-8. Distributions of other kinds are skipped."""
-    folder = getattr(dist, "_path", None)
-    if folder is None:
-        return None
-    folder = os.fspath(folder)
-    return folder if os.path.isdir(folder) else None
+    Read here rather than through ``importlib.metadata``, whose import alone (``zipfile``,
+    ``inspect``, ``email``, ``importlib.resources``) cost a free-threaded interpreter more than
+    the rest of a cold check's set-up; its finder needs nothing but a listing per folder."""
+    found: list[str] = []
+    for folder in folders:
+        try:
+            children = os.listdir(folder or ".")
+        except (OSError, ValueError):
+            continue
+        groups: dict[str, list[str]] = {}
+        eggs: list[str] = []
+        base_is_egg = os.path.basename(folder).lower().endswith(".egg")
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                name = low.rpartition(".")[0].partition("-")[0]
+                groups.setdefault(_normalized(name), []).append(os.path.join(folder, child))
+            elif base_is_egg and low == "egg-info":
+                eggs.append(os.path.join(folder, child))
+        found.extend(path for paths in groups.values() for path in paths if os.path.isdir(path))
+        found.extend(path for path in eggs if os.path.isdir(path))
+    return found
+
+
+def _normalized(name: str) -> str:
+    """A project name as ``importlib.metadata``'s ``Prepared.normalize`` compares it (PEP 503,
+    with underscores)."""
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
 
 
 def _read_text(info: str, name: str) -> Optional[str]:

@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 import pytest
 
 from nogil_toolkit.abi import AbiStatus, classify
-from nogil_toolkit.environment import find_extensions, scanned_folders
+from nogil_toolkit.environment import find_extensions, metadata_folders, scanned_folders
 from nogil_toolkit.target import TargetInterpreter, query_target, search_path
 from support import gil_python, nested, run
 
@@ -172,6 +172,24 @@ def test_owner_with_a_folded_name_falls_back_to_the_email_parser(tmp_path: Path)
     [dist] = metadata.distributions(path=[str(site)])
     assert found.distribution is not None and "\n" in found.distribution.name
     assert (found.distribution.name, found.distribution.version) == (dist.metadata["Name"], dist.version)
+
+
+def test_metadata_folders_are_those_importlib_metadata_finds_in_its_order(tmp_path: Path) -> None:
+    """The owners come from the folders importlib.metadata's finder would give, read without
+    importing it: mixed case, several versions of one project, egg-info, an .egg's EGG-INFO,
+    files that only look like metadata folders, and the site-packages this suite runs in."""
+    site, egg = tmp_path / "site", tmp_path / "site" / "Old-1.0-py3.13.egg"
+    for name in ("zeta-1.0.dist-info", "Alpha_Pkg-2.0.dist-info", "alpha.pkg-1.0.dist-info", "Beta-0.1.egg-info",
+                 "ZETA-2.0.DIST-INFO", "plain", "gamma-1.0.dist-info.bak"):
+        (site / name).mkdir(parents=True)
+    (site / "file-1.0.dist-info").write_text("not a folder")
+    (egg / "EGG-INFO").mkdir(parents=True)
+    real_site = Path(metadata.distribution("pytest")._path).parent  # type: ignore[attr-defined]
+    for folders in ([str(site)], [str(egg)], [str(site), str(egg), str(tmp_path / "missing")], [str(real_site)]):
+        expected = [os.fspath(d._path) for d in metadata.distributions(path=folders)  # type: ignore[attr-defined]
+                    if os.path.isdir(d._path)]  # type: ignore[attr-defined]
+        assert metadata_folders(folders) == expected, folders
+    assert len(metadata_folders([str(site)])) == 5
 
 
 def within(seconds: float, work: Callable[[], T]) -> T:

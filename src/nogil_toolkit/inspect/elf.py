@@ -180,14 +180,14 @@ class SymbolTable:
             return None
         return values[index], sizes[index]
 
-    def defined_value(self, index: int) -> Optional[int]:
-        """Value of symbol ``index`` if it is defined in this file, else ``None``."""
-        if not self._table:
-            return None
+    def defined_values(self, indexes: List[int]) -> List[Optional[int]]:
+        """The value of each symbol of ``indexes`` that is defined in this file, else ``None``
+        (symbolic relocations name their symbol by index; most name an import)."""
+        if not self._table or not indexes:
+            return [None] * len(indexes)
         _, _, section_indexes, values, _ = self._decoded()
-        if 0 < index < len(values) and section_indexes[index] != SHN_UNDEF:
-            return values[index]
-        return None
+        count = len(values)
+        return [values[i] if 0 < i < count and section_indexes[i] != SHN_UNDEF else None for i in indexes]
 
     def _is_export(self, index: int) -> bool:
         _, infos, section_indexes, _, _ = self._decoded()
@@ -317,12 +317,11 @@ class ElfReader:
         if 0 < shstrndx < shnum:
             # Latin-1 maps each byte to one character, so byte offsets index the text as is.
             names = self._slice(raw[shstrndx][4], raw[shstrndx][5], "section name table").decode("latin-1")
-        headers = []
-        for name_off, sh_type, flags, addr, offset, size, link, _info, _align, entsize in raw:
-            end = names.find("\0", name_off) if name_off < len(names) else -1
-            headers.append(_SectionHeader(names[name_off:end] if end >= 0 else "", sh_type, flags, addr, offset,
-                                          size, link, entsize))
-        return headers
+        name_offsets, types, flags, addresses, offsets, sizes, links, _info, _align, entsizes = zip(*raw)
+        # A name without its NUL (find gives -1), or past the table, is empty.
+        ends = map(max, map(names.find, repeat("\0"), name_offsets), name_offsets)
+        return list(map(_SectionHeader, map(names.__getitem__, map(slice, name_offsets, ends)), types, flags,
+                        addresses, offsets, sizes, links, entsizes))
 
     # -- program headers (files without section headers) -------------------------------------
 
@@ -585,15 +584,23 @@ class ElfReader:
             offsets, infos, addends = self._table_columns(header)
             locations.append(offsets)
             types = self._relocation_types(infos)
-            relative = list(map(self._relative_types.__contains__, types))
-            if addends is not None:
-                sources.extend(compress(offsets, relative))
-                targets.extend(compress(addends, relative))
-            else:
-                self._add_implicit(image, list(compress(offsets, relative)), None, sources, targets)
+            # The types present decide which passes a table needs: a PLT table holds no pointer
+            # whose target is known, and many tables hold base-relative entries only.
+            kinds = set(types)
+            if kinds & self._relative_types:
+                keep = None if kinds <= self._relative_types else list(map(self._relative_types.__contains__, types))
+                chosen = offsets if keep is None else list(compress(offsets, keep))
+                if addends is not None:
+                    sources.extend(chosen)
+                    targets.extend(addends if keep is None else compress(addends, keep))
+                else:
+                    self._add_implicit(image, chosen, None, sources, targets)
+            if not kinds & self._absolute_types:
+                continue
             shift = 32 if self.is64 else 8
-            for index in compress(range(len(types)), map(self._absolute_types.__contains__, types)):
-                base = symbols.defined_value(infos[index] >> shift)
+            symbolic = list(compress(range(len(types)), map(self._absolute_types.__contains__, types)))
+            bases = symbols.defined_values([infos[index] >> shift for index in symbolic])
+            for index, base in zip(symbolic, bases):
                 if base is None:
                     continue
                 if addends is not None:
@@ -604,7 +611,7 @@ class ElfReader:
         return Relocations(frozenset(chain.from_iterable(locations)), sources, targets)
 
     @staticmethod
-    def _add_implicit(image: BinaryImage, offsets: List[int], base: Optional[int],
+    def _add_implicit(image: BinaryImage, offsets: Iterable[int], base: Optional[int],
                       sources: List[int], targets: List[int]) -> None:
         """REL/RELR fix-ups keep their addend in the relocated word itself."""
         mask = (1 << (8 * image.pointer_size)) - 1
@@ -654,18 +661,8 @@ def _read_word(image: BinaryImage, address: int) -> Optional[int]:
 def load(data: Buffer) -> BinaryImage:
     """Read an ELF file into the format-neutral image the evidence rules work on."""
     reader = ElfReader(data)
-    sections = [
-        Section(
-            name=h.name,
-            address=h.address,
-            size=h.size,
-            offset=h.offset,
-            writable=bool(h.flags & SHF_WRITE),
-            executable=bool(h.flags & SHF_EXECINSTR),
-            in_file=h.type != SHT_NOBITS,
-        )
-        for h in reader.mapped_sections()
-    ]
+    sections = [Section(h.name, h.address, h.size, h.offset, bool(h.flags & SHF_WRITE), bool(h.flags & SHF_EXECINSTR),
+                        h.type != SHT_NOBITS) for h in reader.mapped_sections()]
     symbols = reader.symbol_table()
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)
     image = BinaryImage(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import mmap
+import operator
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple, Union
@@ -121,6 +122,9 @@ class NameLists:
         return None
 
 
+_ADDRESS = operator.attrgetter("address")
+
+
 @dataclass
 class BinaryImage:
     """What one reader extracted from one file."""
@@ -143,7 +147,7 @@ class BinaryImage:
     _mapped: List[Section] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._mapped = sorted((s for s in self.sections if s.size > 0), key=lambda s: s.address)
+        self._mapped = sorted((s for s in self.sections if s.size > 0), key=_ADDRESS)
         self._starts = [s.address for s in self._mapped]
 
     @property

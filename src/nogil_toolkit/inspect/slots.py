@@ -23,6 +23,7 @@ trace of "this data structure points there" is the fix-up the loader applies.
 
 from __future__ import annotations
 
+import bisect
 import operator
 import struct
 from dataclasses import dataclass
@@ -148,34 +149,28 @@ def _shaped_like_module_def(image: BinaryImage, m_slots: int, locations: FrozenS
 def _candidates(image: BinaryImage, targets: List[int]) -> Set[int]:
     """Pointer targets that are aligned, in a data section, and start with a known slot id.
 
-    Large modules have 10^5 fix-ups, so the filter is a chain of ``map``/``compress`` that
-    iterates in C; only the few survivors are walked in Python. Sections that share one
-    address-to-offset delta (those of one segment) are filtered in a single pass.
+    Large modules have 10^5 fix-ups, so the targets are sorted once and each data section
+    takes its slice by bisection; the byte test is a ``map``/``compress`` chain that
+    iterates in C, and only the few survivors reach Python.
     """
     word = image.pointer_size
-    aligned = list(compress(targets, map(operator.not_, map(operator.mod, targets, repeat(word)))))
     # The byte that holds the slot id: first on little-endian, last of the int on big.
     id_byte = 0 if image.byte_order == "little" else 3
-    groups: Dict[int, Tuple[int, int]] = {}
+    ordered = sorted(set(targets))
+    data = image.data
+    result: Set[int] = set()
     for section in image.sections:
         if section.executable or not section.in_file or section.size < 2 * word:
             continue
-        delta = section.offset - section.address
-        low, high = groups.get(delta, (section.address, section.address))
-        groups[delta] = (min(low, section.address), max(high, section.address + section.size - 2 * word + 1))
-    size = len(image.data)
-    result: Set[int] = set()
-    for delta, (low, high) in groups.items():
-        inside = list(compress(aligned, map(range(low, high).__contains__, aligned)))
-        if not inside or max(inside) + delta + id_byte >= size or min(inside) + delta < 0:
+        low = bisect.bisect_left(ordered, section.address)
+        high = bisect.bisect_left(ordered, section.address + section.size - 2 * word + 1)
+        inside = ordered[low:high]
+        delta = section.offset - section.address + id_byte
+        if not inside or inside[-1] + delta >= len(data) or inside[0] + delta < 0:
             continue
-        heads = map(image.data.__getitem__, map(operator.add, inside, repeat(delta + id_byte)))
-        for address in compress(inside, map(_KNOWN_SLOTS.__contains__, heads)):
-            section = image.section_at(address)
-            # The group's range may span gaps and executable sections between its members.
-            if section is not None and section.in_file and not section.executable:
-                result.add(address)
-    return result
+        heads = map(data.__getitem__, map(operator.add, inside, repeat(delta)))
+        result.update(compress(inside, map(_KNOWN_SLOTS.__contains__, heads)))
+    return {address for address in result if address % word == 0}
 
 
 _ENTRY_LAYOUTS = {(8, "little"): struct.Struct("<iIQ"), (8, "big"): struct.Struct(">iIQ"),
