@@ -14,8 +14,7 @@ lets later formats coexist with this one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 from nogil_toolkit.declaration import GilDeclaration
 
@@ -28,8 +27,7 @@ _MARKER_RE = re.compile(rb"nogil-toolkit-declaration:1;([\x20-\x7e]{1,512}?)\x00
 _FIELDS = ("module", "gil", "toolkit")
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(NamedTuple):
     """One decoded marker: which module, what was declared, by which toolkit version."""
 
     module: str

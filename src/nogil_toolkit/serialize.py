@@ -2,55 +2,21 @@
 and the JSON reports) and of the files an environment holds (for the cache).
 
 One mapping in both directions, so that what a report prints and what the cache stores can
-never drift apart.
+never drift apart. An inspection's form lives with the inspector's values
+(:mod:`nogil_toolkit.inspect.verdict`): its workers send answers in it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["inspection_from_json", "inspection_to_json", "probe_from_json", "probe_to_json",
+           "extension_file_from_json", "extension_file_to_json"]
+
 from nogil_toolkit.abi import AbiStatus, ExtensionName
 from nogil_toolkit.environment import Distribution, ExtensionFile
-from nogil_toolkit.inspect.verdict import Evidence, EvidenceKind, ModuleInspection, Verdict
+from nogil_toolkit.inspect.verdict import inspection_from_json, inspection_to_json
 from nogil_toolkit.probe import ProbeResult
-
-
-def evidence_to_json(evidence: Evidence) -> dict[str, Any]:
-    return {"kind": evidence.kind.value, "detail": evidence.detail, "offset": evidence.offset}
-
-
-def inspection_to_json(inspection: ModuleInspection) -> dict[str, Any]:
-    return {
-        "verdict": inspection.verdict.value,
-        "format": inspection.format,
-        "machine": inspection.machine,
-        "init_symbols": list(inspection.init_symbols),
-        "evidence": [evidence_to_json(e) for e in inspection.evidence],
-        "reason": inspection.reason,
-        "generator": inspection.generator,
-        "generator_version": inspection.generator_version,
-    }
-
-
-# A cached check turns every stored inspection back into values: dict lookups are several
-# times cheaper than calling the enums.
-_VERDICTS = {v.value: v for v in Verdict}
-_EVIDENCE_KINDS = {k.value: k for k in EvidenceKind}
-
-
-def inspection_from_json(path: str, data: dict[str, Any]) -> ModuleInspection:
-    """Raises KeyError or ValueError on data of another shape (a cache of an older version)."""
-    return ModuleInspection(
-        path=path,
-        format=data["format"],
-        machine=data["machine"],
-        init_symbols=tuple(data["init_symbols"]),
-        verdict=_VERDICTS[data["verdict"]],
-        evidence=tuple(Evidence(_EVIDENCE_KINDS[e["kind"]], e["detail"], e["offset"]) for e in data["evidence"]),
-        reason=data["reason"],
-        generator=data["generator"],
-        generator_version=data["generator_version"],
-    )
 
 
 def probe_to_json(probe: ProbeResult) -> dict[str, Any]:

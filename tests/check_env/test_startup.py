@@ -19,6 +19,8 @@ import pytest
 
 from support import install, make_venv, run
 
+from nogil_toolkit.inspect.parallel import PARALLEL_THRESHOLD
+
 pytestmark = pytest.mark.freethreaded
 
 # Runs the CLI as its console script does, then writes the modules the process imported.
@@ -48,6 +50,9 @@ NOT_FOR_A_CACHED_CHECK = {"dataclasses", "inspect", "tempfile", "nogil_toolkit.c
                           "pickle"}
 """The record types are named tuples (dataclasses import ``inspect`` and build each class from
 source); the policy is not read without a pyproject.toml; nothing is saved or read in workers."""
+NOT_FOR_A_COLD_CHECK = {"importlib.metadata", "email", "zipfile", "dataclasses", "inspect", "pickle"}
+"""A cold check lists metadata folders itself, its readers' record types are named tuples, and
+its workers answer in marshal: the cost of each of these imports is paid before any work starts."""
 
 
 def imported_by(tmp_path: Path, *args: str | os.PathLike[str]) -> set[str]:
@@ -88,13 +93,19 @@ def test_version_imports_no_checker(tmp_path: Path) -> None:
     assert "nogil_toolkit.main_check_env" in modules
 
 
-def test_cached_re_check_imports_neither_readers_nor_metadata(venv: Path, tmp_path: Path) -> None:
+def test_each_check_imports_only_what_it_needs(venv: Path, ft_abi: tuple[str, str], tmp_path: Path) -> None:
+    many = tmp_path / "many"  # enough files for the inspection workers
+    many.mkdir()
+    module = next((site_packages(venv) / "spine" / "legacy").glob("_old*.so"))
+    for index in range(PARALLEL_THRESHOLD + 6):
+        shutil.copy(module, many / f"_m{index}{ft_abi[1]}")
     settle()
-    cold = imported_by(tmp_path, *check_args(venv, tmp_path / "cache", "--mode", "gil"))
-    assert "importlib.metadata" in cold and "nogil_toolkit.inspect.core" in cold  # the proxy can fail
+    cold = imported_by(tmp_path, *check_args(venv, tmp_path / "cache", "--mode", "gil", "--path", str(many)))
+    assert {"nogil_toolkit.inspect.core", "selectors"} <= cold  # the proxy can fail: workers ran
+    assert not cold & NOT_FOR_A_COLD_CHECK, cold & NOT_FOR_A_COLD_CHECK
     # Without --no-project: the current directory has no pyproject.toml, so no policy is parsed.
     warm = imported_by(tmp_path, "--python", venv, "--cache-dir", tmp_path / "cache", "--format", "json",
-                       "--mode", "gil")
+                       "--mode", "gil", "--path", many)
     unwanted = NEVER_AT_STARTUP | READERS | NOT_FOR_A_CACHED_CHECK
     assert not warm & unwanted, warm & unwanted
 

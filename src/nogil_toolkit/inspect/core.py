@@ -11,7 +11,6 @@ import mmap
 import os
 import stat
 import struct
-from dataclasses import replace
 from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect import elf, macho, pe
@@ -290,7 +289,7 @@ def _markers(image: BinaryImage) -> List[Marker]:
     start, size = image.marker_region
     if start < 0 or size < 0 or start + size > len(image.data):
         raise MalformedBinary("marker section beyond end of file")
-    return [replace(m, offset=start + m.offset) for m in iter_markers(bytes(image.data[start:start + size]))]
+    return [m._replace(offset=start + m.offset) for m in iter_markers(bytes(image.data[start:start + size]))]
 
 
 def _module_name(name: str) -> Optional[str]:

@@ -26,7 +26,6 @@ import struct
 import sys
 from array import array
 from itertools import chain, compress, count, repeat
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
@@ -82,8 +81,7 @@ _MACHINES: Dict[int, Tuple[str, frozenset, frozenset]] = {
 _MAX_SECTIONS = 65536
 
 
-@dataclass(frozen=True)
-class ElfSymbol:
+class ElfSymbol(NamedTuple):
     """One ``.dynsym`` entry."""
 
     name: str
@@ -221,8 +219,7 @@ class SymbolTable:
         return self._strings[offset:end].decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class ElfRelocation:
+class ElfRelocation(NamedTuple):
     """One dynamic relocation; ``addend`` is ``None`` for REL and RELR entries (implicit addend)."""
 
     offset: int

@@ -35,8 +35,7 @@ Facts from CPython 3.15's headers and docs (see the README's development notes):
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, NamedTuple, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect.image import BinaryImage
@@ -107,16 +106,14 @@ def choose_hook(exports: Sequence[str], init_symbols: Sequence[str], module_name
     return None
 
 
-@dataclass(frozen=True)
-class HookSlot:
+class HookSlot(NamedTuple):
     slot: int
     flags: int
     value: int
     relocated: bool
 
 
-@dataclass(frozen=True)
-class HookSlotArray:
+class HookSlotArray(NamedTuple):
     """The verified slot array an export hook returns."""
 
     hook: str

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage
 
@@ -37,8 +36,7 @@ class Generator(enum.Enum):
     NANOBIND = "nanobind"
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     generator: Generator
     version: Optional[str]
     """Version as embedded (for pybind11 the internals ABI number, e.g. ``"v5"``)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import mmap
 import operator
-from dataclasses import dataclass, field
 from itertools import compress
 from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple, Union
 
@@ -28,8 +27,9 @@ class MalformedBinary(Exception):
 class Section(NamedTuple):
     """A mapped region: where it lives in memory and in the file, and how it is mapped.
 
-    A tuple, not a dataclass: every file read builds dozens, and on a free-threaded
-    interpreter a frozen dataclass costs several microseconds each to construct.
+    A tuple: every file read builds dozens, and on a free-threaded interpreter a frozen
+    dataclass costs several microseconds each to construct (and importing ``dataclasses``
+    costs a cold check more than reading twenty binaries).
     """
 
     name: str
@@ -125,29 +125,30 @@ class NameLists:
 _ADDRESS = operator.attrgetter("address")
 
 
-@dataclass
 class BinaryImage:
-    """What one reader extracted from one file."""
+    """What one reader extracted from one file.
 
-    format: str
-    machine: str
-    pointer_size: int
-    byte_order: str
-    """``"little"`` or ``"big"``."""
-    data: Buffer
-    symbols: Symbols
-    sections: Sequence[Section]
-    relocation_reader: Optional[Callable[[], Relocations]]
-    """Decodes the fix-ups on first use (modules only need them, and they are the costly
-    part); ``None`` when the reader cannot recover them for this format or machine."""
-    marker_region: Optional[Tuple[int, int]] = None
-    """(file offset, size) of the toolkit's marker section, if the file has one."""
-    _relocations: Optional[Relocations] = field(default=None, repr=False)
-    _starts: List[int] = field(default_factory=list, repr=False)
-    _mapped: List[Section] = field(default_factory=list, repr=False)
+    ``symbols`` answers the questions about dynamic symbols; ``relocation_reader`` decodes
+    the fix-ups on first use (modules only need them, and they are the costly part), and is
+    ``None`` when the reader cannot recover them for this format or machine;
+    ``marker_region`` is the (file offset, size) of the toolkit's marker section, if any.
+    """
 
-    def __post_init__(self) -> None:
-        self._mapped = sorted((s for s in self.sections if s.size > 0), key=_ADDRESS)
+    def __init__(self, format: str, machine: str, pointer_size: int, byte_order: str, data: Buffer,
+                 symbols: Symbols, sections: Sequence[Section],
+                 relocation_reader: Optional[Callable[[], Relocations]],
+                 marker_region: Optional[Tuple[int, int]] = None) -> None:
+        self.format = format
+        self.machine = machine
+        self.pointer_size = pointer_size
+        self.byte_order = byte_order  # "little" or "big"
+        self.data = data
+        self.symbols = symbols
+        self.sections = sections
+        self.relocation_reader = relocation_reader
+        self.marker_region = marker_region
+        self._relocations: Optional[Relocations] = None
+        self._mapped = sorted((s for s in sections if s.size > 0), key=_ADDRESS)
         self._starts = [s.address for s in self._mapped]
 
     @property

@@ -27,8 +27,7 @@ import operator
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect.image import BinaryImage
 
@@ -44,8 +43,7 @@ _REL32 = struct.Struct("<i")
 _TAILS = (0, 1, 4)
 
 
-@dataclass(frozen=True)
-class Store:
+class Store(NamedTuple):
     """One recognised store into the array."""
 
     offset: int
@@ -57,8 +55,7 @@ class Store:
     """Offset of the instruction's displacement inside the function."""
 
 
-@dataclass(frozen=True)
-class CodeSlotArray:
+class CodeSlotArray(NamedTuple):
     """A slot array reconstructed from the stores of ``PyInit_*``."""
 
     address: int
@@ -238,8 +235,7 @@ _GIL_USED_SETTERS = {b"\x31\xd2": False, b"\x33\xd2": False, b"\x30\xd2": False,
                      b"\xb2\x00": False, b"\xb2\x01": True}
 
 
-@dataclass(frozen=True)
-class ModuleFactoryCall:
+class ModuleFactoryCall(NamedTuple):
     """``PyInit_*`` calls a function with ``(&return slot, &module definition, constant bool)``."""
 
     gil_used: bool

@@ -17,13 +17,13 @@ other: same answers, only slower. Small batches are not worth the workers.
 
 from __future__ import annotations
 
+import marshal
 import os
-import pickle
 import signal
 from typing import Callable, Iterator, Optional, Sequence
 
 from nogil_toolkit.inspect.core import inspect_binary
-from nogil_toolkit.inspect.verdict import ModuleInspection
+from nogil_toolkit.inspect.verdict import ModuleInspection, inspection_from_json, inspection_to_json
 
 _INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
 PARALLEL_THRESHOLD = 64
@@ -82,7 +82,7 @@ def _inspect_item(item: _Item) -> ModuleInspection:
 def _start_workers(items: list[_Item], jobs: int, mask: set[signal.Signals]) -> Optional[_Workers]:
     """The workers, or None when they cannot be forked today (process limits): the serial path
     gives the same answers."""
-    workers = _Workers()
+    workers = _Workers(items)
     try:
         for worker in range(jobs):
             workers.fork(items, worker, jobs, mask)
@@ -97,7 +97,8 @@ class _Workers:
     terminal's Ctrl-C is this process's to handle) and die of SIGTERM at once (its default
     action); SIGKILL ends them whatever they do."""
 
-    def __init__(self) -> None:
+    def __init__(self, items: list[_Item]) -> None:
+        self._items = items
         self._pids: list[int] = []
         self._pipes: dict[int, bytearray] = {}  # read end -> bytes read but not yet decoded
 
@@ -132,7 +133,7 @@ class _Workers:
                         continue
                     buffer = self._pipes[key.fd]
                     buffer += chunk
-                    yield from _answers(buffer)
+                    yield from _answers(buffer, self._items)
 
     def close(self, kill: bool) -> Optional[str]:
         """Reap every worker (killing them first if ``kill``), close the pipes; returns how a
@@ -154,18 +155,21 @@ class _Workers:
         return failed
 
 
-def _answers(buffer: bytearray) -> Iterator[tuple[int, ModuleInspection]]:
-    """The complete answers at the front of ``buffer`` (a 4-byte length, then a pickle), removed
-    from it. A worker's exception (a reader bug) is raised here: it must surface, not pass."""
+def _answers(buffer: bytearray, items: list[_Item]) -> Iterator[tuple[int, ModuleInspection]]:
+    """The complete answers at the front of ``buffer`` (a 4-byte length, then an answer in
+    :mod:`marshal`: ``(index, plain inspection, None)`` or ``(index, None, what failed)``),
+    removed from it. A worker's exception (a reader bug) is raised here: it must surface, not
+    pass. Marshal, not pickle: the answers are plain data, and importing pickle cost a cold
+    check more than reading ten binaries."""
     while len(buffer) >= 4:
         size = int.from_bytes(buffer[:4], "little")
         if len(buffer) < 4 + size:
             return
-        index, answer = pickle.loads(buffer[4:4 + size])
+        index, answer, failure = marshal.loads(buffer[4:4 + size])
         del buffer[:4 + size]
-        if isinstance(answer, BaseException):
-            raise answer
-        yield index, answer
+        if failure is not None:
+            raise RuntimeError(f"an inspection worker failed reading {items[index][0]}: {failure}")
+        yield index, inspection_from_json(items[index][0], answer)
 
 
 def _work(items: list[_Item], worker: int, jobs: int, pipe: int, mask: set[signal.Signals]) -> None:
@@ -179,13 +183,12 @@ def _work(items: list[_Item], worker: int, jobs: int, pipe: int, mask: set[signa
         with open(pipe, "wb") as out:
             for index in range(worker, len(items), jobs):
                 try:
-                    answer: object = _inspect_item(items[index])
-                except Exception as exc:  # sent to the parent, which raises it
-                    answer = exc
-                try:
-                    data = pickle.dumps((index, answer))
-                except Exception:  # an exception that does not pickle: its words do
-                    data = pickle.dumps((index, RuntimeError(f"{type(answer).__name__}: {answer}")))
+                    answer = (index, inspection_to_json(_inspect_item(items[index])), None)
+                except Exception:  # sent to the parent, which raises it
+                    import traceback
+
+                    answer = (index, None, traceback.format_exc())
+                data = marshal.dumps(answer)
                 out.write(len(data).to_bytes(4, "little") + data)
         status = 0
     finally:

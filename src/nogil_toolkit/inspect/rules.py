@@ -10,8 +10,7 @@ So ``NOT_USED`` needs direct evidence, and any doubt ends in ``UNKNOWN`` with a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from nogil_toolkit.inspect.exporthook import FIRST_EXPORT_HOOK_VERSION, HookSlotArray
 from nogil_toolkit.inspect.generators import (
@@ -38,8 +37,7 @@ SINGLE_PHASE_IMPORTS = frozenset({"PyModule_Create2", "PyModule_FromDefAndSpec2"
 RULE_IMPORTS = MULTI_PHASE_IMPORTS | SINGLE_PHASE_IMPORTS | {SET_GIL, MODULE_DEF_INIT}
 
 
-@dataclass(frozen=True)
-class Observations:
+class Observations(NamedTuple):
     """Everything the readers found, before any judgement."""
 
     init_symbols: Tuple[str, ...]
@@ -81,11 +79,15 @@ class Observations:
     """Export hooks the target CPython (before 3.15) does not look for."""
 
 
-@dataclass
 class Decision:
-    verdict: Verdict
-    evidence: List[Evidence] = field(default_factory=list)
-    reason: Optional[str] = None
+    """A verdict with its evidence; the generator's evidence is appended after the rule."""
+
+    __slots__ = ("verdict", "evidence", "reason")
+
+    def __init__(self, verdict: Verdict, evidence: Optional[List[Evidence]] = None, reason: Optional[str] = None):
+        self.verdict = verdict
+        self.evidence = evidence if evidence is not None else []
+        self.reason = reason
 
 
 def decide(facts: Observations) -> Decision:

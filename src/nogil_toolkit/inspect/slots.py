@@ -26,9 +26,8 @@ from __future__ import annotations
 import bisect
 import operator
 import struct
-from dataclasses import dataclass
 from itertools import compress, repeat
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple, Union
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.inspect.image import BinaryImage
@@ -52,8 +51,7 @@ _MAX_ENTRIES = 64
 _M_SLOTS_AFTER_M_NAME = 4
 
 
-@dataclass(frozen=True)
-class SlotEntry:
+class SlotEntry(NamedTuple):
     """One ``{slot, value}`` pair; ``relocated`` tells a pointer from a constant."""
 
     slot: int
@@ -61,8 +59,7 @@ class SlotEntry:
     relocated: bool
 
 
-@dataclass(frozen=True)
-class SlotArray:
+class SlotArray(NamedTuple):
     """A verified module slot array."""
 
     address: int
@@ -211,8 +208,7 @@ def _walk(image: BinaryImage, address: int, locations: FrozenSet[int]) -> Option
     return None
 
 
-@dataclass(frozen=True)
-class ModuleDefinition:
+class ModuleDefinition(NamedTuple):
     """A statically built ``PyModuleDef`` whose ``m_name`` is this module's name.
 
     Found from the name rather than from a slot array, so that a definition without a
@@ -284,8 +280,7 @@ def find_module_definitions(image: BinaryImage, module_name: str) -> List[Module
     return found
 
 
-@dataclass(frozen=True)
-class EmptySlotArray:
+class EmptySlotArray(NamedTuple):
     """A module's slot array that holds only its terminator ``{0, NULL}``, for good."""
 
     address: int

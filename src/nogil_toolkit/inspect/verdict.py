@@ -7,7 +7,7 @@ values, so they live in one place and are never spelled as loose strings elsewhe
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from nogil_toolkit.declaration import GilDeclaration
 
@@ -114,3 +114,40 @@ class ModuleInspection(NamedTuple):
     """The code generator recognised in the binary (``"cython"``, ``"pybind11"``, ...)."""
     generator_version: Optional[str] = None
     """The generator's version when the binary reveals it (for pybind11: its internals ABI)."""
+
+
+def inspection_to_json(inspection: ModuleInspection) -> Dict[str, Any]:
+    """The plain form of an inspection (without its path): what the verdict cache and the JSON
+    reports hold, and what inspection workers send, in :mod:`marshal`, to the process that
+    forked them."""
+    return {
+        "verdict": inspection.verdict.value,
+        "format": inspection.format,
+        "machine": inspection.machine,
+        "init_symbols": list(inspection.init_symbols),
+        "evidence": [{"kind": e.kind.value, "detail": e.detail, "offset": e.offset} for e in inspection.evidence],
+        "reason": inspection.reason,
+        "generator": inspection.generator,
+        "generator_version": inspection.generator_version,
+    }
+
+
+# A cached check turns every stored inspection back into values: dict lookups are several
+# times cheaper than calling the enums.
+_VERDICTS = {v.value: v for v in Verdict}
+_EVIDENCE_KINDS = {k.value: k for k in EvidenceKind}
+
+
+def inspection_from_json(path: str, data: Dict[str, Any]) -> ModuleInspection:
+    """Raises KeyError or ValueError on data of another shape (a cache of an older version)."""
+    return ModuleInspection(
+        path=path,
+        format=data["format"],
+        machine=data["machine"],
+        init_symbols=tuple(data["init_symbols"]),
+        verdict=_VERDICTS[data["verdict"]],
+        evidence=tuple(Evidence(_EVIDENCE_KINDS[e["kind"]], e["detail"], e["offset"]) for e in data["evidence"]),
+        reason=data["reason"],
+        generator=data["generator"],
+        generator_version=data["generator_version"],
+    )
