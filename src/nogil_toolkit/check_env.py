@@ -283,12 +283,18 @@ def _target(python: Optional[str], cache: Optional[CheckCache], identity: list[o
         if facts is not None:
             return TargetInterpreter.from_json(facts)
     try:
-        target = query_target(python)
+        target = query_target(python, while_waiting=_load_readers)
     except TargetError as exc:
         raise CheckEnvError(str(exc)) from None
     if cache is not None:
         cache.store_target_facts(identity, target.to_json())
     return target
+
+
+def _load_readers() -> None:
+    """Import the binary readers while the target starts: a target asked (not found in the
+    cache) means a first or a --no-cache check, which reads binaries next."""
+    import nogil_toolkit.inspect.parallel  # noqa: F401
 
 
 def _extension_files(target: TargetInterpreter, folders: list[str], cache: Optional[CheckCache]) -> list[ExtensionFile]:

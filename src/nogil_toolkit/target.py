@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 if TYPE_CHECKING:
     import subprocess
@@ -26,7 +26,25 @@ QUERY_TIMEOUT = 10.0
 few. Not the minutes a hung ``--python`` (a script that sleeps) would otherwise cost."""
 
 _FACTS_SCRIPT = r"""
-import importlib.machinery, json, locale, os, site, sys, sysconfig
+import importlib.machinery, locale, os, site, sys, sysconfig
+
+def as_json(value):
+    # json's import (re, enum) was half the target's start-up: the facts are plain values
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + "".join(c if " " <= c <= "~" and c not in '"\\' else char_escape(ord(c)) for c in value) + '"'
+    if isinstance(value, dict):
+        return "{" + ",".join(as_json(k) + ":" + as_json(v) for k, v in value.items()) + "}"
+    return "[" + ",".join(map(as_json, value)) + "]"
+
+def char_escape(code):
+    if code < 0x10000:
+        return "\\u%04x" % code
+    code -= 0x10000
+    return "\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
 
 def pyvenv_cfg():
     exe_dir = os.path.dirname(os.path.abspath(sys.executable))
@@ -44,7 +62,7 @@ if cfg:
         values = dict(line.split("=", 1) for line in stream if "=" in line)
     if values.get("include-system-site-packages", "").strip().lower() == "true":
         prefixes.append(sys.base_prefix)
-print(json.dumps({
+print(as_json({
     "executable": sys.executable,
     "implementation": sys.implementation.name,
     "version": list(sys.version_info[:3]),
@@ -141,12 +159,15 @@ class TargetInterpreter(NamedTuple):
         }
 
 
-def ask_target(python: Optional[str], script: str, *args: str, timeout: float = QUERY_TIMEOUT) -> Any:
+def ask_target(python: Optional[str], script: str, *args: str, timeout: float = QUERY_TIMEOUT,
+               while_waiting: Optional[Callable[[], object]] = None) -> Any:
     """Run ``script`` in ``python`` (default: the running interpreter) with ``-I -S`` and return
     the JSON it prints. The one way the toolkit questions a target interpreter.
 
     The child runs in a session of its own, so that on a timeout (or an interruption) the
-    whole group goes: a shell script that runs ``sleep`` leaves no ``sleep`` behind."""
+    whole group goes: a shell script that runs ``sleep`` leaves no ``sleep`` behind.
+    ``while_waiting`` is called once the child has its script: work the caller will need
+    anyway, done while the target starts (its start-up is most of the wait)."""
     import subprocess  # a cached check never asks: not worth importing up front
 
     executable = python or sys.executable
@@ -160,7 +181,12 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     except OSError as exc:
         raise TargetError(f"cannot run {executable}: {exc.strerror or exc}") from None
     try:
-        out, err = process.communicate(script.encode(), timeout=timeout)
+        if while_waiting is not None:
+            _hand_over(process, script.encode())
+            while_waiting()
+            out, err = process.communicate(timeout=timeout)
+        else:
+            out, err = process.communicate(script.encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
         end_session(process)
         raise TargetError(f"{executable} did not answer within {timeout:g} s; is it a Python interpreter?") from None
@@ -176,6 +202,16 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     except ValueError:
         what = "no answer" if not out.strip() else "an answer that is not the expected JSON"
         raise TargetError(f"{executable} gave {what}; is it a Python interpreter?") from None
+
+
+def _hand_over(process: subprocess.Popen[Any], script: bytes) -> None:
+    """Write the whole script to the child's stdin (``communicate`` then closes it). The script
+    is far smaller than a pipe's buffer, so this never waits for the child; a child that exits
+    without reading it is reported by its exit status, as ``communicate`` would report it."""
+    assert process.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.write(script)
+        process.stdin.flush()
 
 
 def start_session(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
@@ -224,9 +260,11 @@ def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def query_target(python: Optional[str] = None, timeout: float = QUERY_TIMEOUT) -> TargetInterpreter:
-    """Ask ``python`` (default: the running interpreter) for its facts."""
-    data = ask_target(python, _FACTS_SCRIPT, timeout=timeout)
+def query_target(python: Optional[str] = None, timeout: float = QUERY_TIMEOUT,
+                 while_waiting: Optional[Callable[[], object]] = None) -> TargetInterpreter:
+    """Ask ``python`` (default: the running interpreter) for its facts (``while_waiting`` as
+    for :func:`ask_target`)."""
+    data = ask_target(python, _FACTS_SCRIPT, timeout=timeout, while_waiting=while_waiting)
     try:
         return TargetInterpreter.from_json(data)
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -365,3 +365,19 @@ def test_pth_that_site_could_not_decode_still_counts(tmp_path: Path) -> None:
     (site / "plain").mkdir(parents=True)
     (site / "bad.pth").write_bytes(b"\xff\xfe junk\nplain\n")
     assert scanned_folders(target(site=str(site), pth_encoding="ascii"), [str(site)]) == [str(site), str(site / "plain")]
+
+
+@pytest.mark.parametrize("python", ["3.9", "3.13t"])
+def test_target_facts_survive_paths_in_any_encoding(tmp_path: Path, python: str, ft_python: str) -> None:
+    """The target writes its facts as JSON without importing ``json`` (half of its start-up): a
+    path that is not ASCII, holds quotes and backslashes, or is not even UTF-8 (a byte that
+    only a surrogate escape keeps) comes back as ``os.fsdecode`` names it."""
+    executable = ft_python if python.endswith("t") else gil_python(int(python.split(".")[1]))
+    assert executable, f"no CPython {python} on this machine"
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xc3\xa9 \xf0\x9f\x90\x8d \xe9 \"q\\ \x01"))
+    folder.mkdir()
+    link = folder / "python"
+    link.symlink_to(executable)
+    facts = query_target(str(link))
+    assert facts.executable == str(link)
+    assert facts.version[:2] == ((3, 9) if python == "3.9" else (3, 13))
