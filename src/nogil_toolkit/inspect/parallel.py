@@ -2,8 +2,8 @@
 
 The inspector is pure Python; on a GIL interpreter threads would take turns, so the work is
 shared between forked processes, which start in a millisecond and inherit everything already
-imported. Each worker takes every ``jobs``-th file and writes each answer to a pipe of its own;
-this process reads the pipes as answers come.
+imported. The workers take the files from one queue (a pipe), largest first, and write each
+answer to a pipe of their own; this process reads the pipes as answers come.
 
 Not ``multiprocessing.Pool``: its shutdown is a conversation with its workers and three
 threads of its own (queue locks, sentinels, a handler that replaces workers that died), which
@@ -30,6 +30,9 @@ PARALLEL_THRESHOLD = 64
 """Below this many files the workers' start-up costs more than it saves."""
 _Item = tuple[str, Optional[str], Optional[tuple[int, ...]]]
 _CAN_FORK = hasattr(os, "fork") and hasattr(signal, "pthread_sigmask")  # not on Windows
+_PIPE_BUF = 512
+"""Bytes of a pipe write that POSIX makes atomic at least (Linux: 4096): tasks are written in
+pieces of this size, a multiple of an index's 4 bytes."""
 
 
 def inspect_files(paths: Sequence[str], jobs: int = 1,
@@ -84,8 +87,9 @@ def _start_workers(items: list[_Item], jobs: int, mask: set[signal.Signals]) -> 
     gives the same answers."""
     workers = _Workers(items)
     try:
-        for worker in range(jobs):
-            workers.fork(items, worker, jobs, mask)
+        workers.queue_tasks()
+        for _ in range(jobs):
+            workers.fork(mask)
     except OSError:
         workers.close(kill=True)
         return None
@@ -93,17 +97,57 @@ def _start_workers(items: list[_Item], jobs: int, mask: set[signal.Signals]) -> 
 
 
 class _Workers:
-    """Forked workers and the read ends of their pipes. Workers leave this process group (a
-    terminal's Ctrl-C is this process's to handle) and die of SIGTERM at once (its default
-    action); SIGKILL ends them whatever they do."""
+    """Forked workers, the queue of tasks they share and the read ends of their answer pipes.
+
+    The tasks are item indexes, 4 bytes each, largest file first, in one pipe every worker
+    reads from: whoever is free takes the next, so a worker slowed by a big file or by a busy
+    core does not hold the others back. Writes of at most ``PIPE_BUF`` bytes to a pipe are
+    atomic, and this process writes whole indexes, so each 4-byte read takes exactly one.
+    Workers leave this process group (a terminal's Ctrl-C is this process's to handle) and die
+    of SIGTERM at once (its default action); SIGKILL ends them whatever they do."""
 
     def __init__(self, items: list[_Item]) -> None:
         self._items = items
         self._pids: list[int] = []
         self._pipes: dict[int, bytearray] = {}  # read end -> bytes read but not yet decoded
+        self._tasks = b"".join(index.to_bytes(4, "little") for index in _largest_first(items))
+        self._queue: Optional[tuple[int, int]] = None  # (read end, write end) of the tasks
 
-    def fork(self, items: list[_Item], worker: int, jobs: int, mask: set[signal.Signals]) -> None:
-        """Start worker number ``worker`` of ``jobs``; ``mask`` is the signal mask it works with."""
+    def queue_tasks(self) -> None:
+        """Open the task pipe and put in what it takes now; :meth:`answers` writes the rest."""
+        read_end, write_end = os.pipe()
+        self._queue = (read_end, write_end)
+        os.set_blocking(write_end, False)
+        self._feed()
+
+    def _feed(self) -> None:
+        """Write the next tasks, in atomic pieces, as far as the pipe takes them; close its write
+        end after the last one (the workers then read the end of the queue)."""
+        assert self._queue is not None
+        while self._tasks:
+            piece = self._tasks[:_PIPE_BUF]
+            try:
+                os.write(self._queue[1], piece)
+            except BlockingIOError:
+                return
+            self._tasks = self._tasks[len(piece):]
+        self._close_queue(write_only=True)
+
+    def _close_queue(self, write_only: bool = False) -> None:
+        if self._queue is None:
+            return
+        read_end, write_end = self._queue
+        if write_end >= 0:
+            os.close(write_end)
+        if write_only:
+            self._queue = (read_end, -1)
+            return
+        os.close(read_end)
+        self._queue = None
+
+    def fork(self, mask: set[signal.Signals]) -> None:
+        """Start one more worker; ``mask`` is the signal mask it works with."""
+        assert self._queue is not None
         read_end, write_end = os.pipe()
         try:
             pid = os.fork()
@@ -113,23 +157,38 @@ class _Workers:
             raise
         if pid == 0:  # the worker: it never returns from here
             os.close(read_end)
-            _work(items, worker, jobs, write_end, mask)
+            if self._queue[1] >= 0:
+                os.close(self._queue[1])  # the end of the queue is seen once this process's copy is closed
+            _work(self._items, self._queue[0], write_end, mask)
         os.close(write_end)
         self._pids.append(pid)
         self._pipes[read_end] = bytearray()
 
     def answers(self) -> Iterator[tuple[int, ModuleInspection]]:
-        """(index, inspection) pairs as the workers write them, until every pipe is closed."""
+        """(index, inspection) pairs as the workers write them, until every pipe is closed; the
+        tasks the queue could not take at once are written as it drains."""
         import selectors  # only a batch worth the workers gets here
 
+        assert self._queue is not None
         with selectors.DefaultSelector() as selector:
             for pipe in self._pipes:
                 selector.register(pipe, selectors.EVENT_READ)
-            while selector.get_map():
+            feeding = self._queue[1]
+            if feeding >= 0:
+                selector.register(feeding, selectors.EVENT_WRITE)
+            open_pipes = len(self._pipes)
+            while open_pipes:
                 for key, _ in selector.select():
+                    if key.fd == feeding:
+                        self._feed()
+                        if self._queue[1] < 0:
+                            selector.unregister(feeding)
+                            feeding = -1
+                        continue
                     chunk = os.read(key.fd, 1 << 16)
                     if not chunk:
                         selector.unregister(key.fd)
+                        open_pipes -= 1
                         continue
                     buffer = self._pipes[key.fd]
                     buffer += chunk
@@ -152,7 +211,20 @@ class _Workers:
         for pipe in self._pipes:
             os.close(pipe)
         self._pipes.clear()
+        self._close_queue()
         return failed
+
+
+def _largest_first(items: list[_Item]) -> list[int]:
+    """Item indexes, largest file first: the big files start early and the small ones fill the
+    gaps at the end, so the workers finish together."""
+    def size(index: int) -> int:
+        try:
+            return os.stat(items[index][0]).st_size
+        except (OSError, ValueError):
+            return 0
+
+    return sorted(range(len(items)), key=size, reverse=True)
 
 
 def _answers(buffer: bytearray, items: list[_Item]) -> Iterator[tuple[int, ModuleInspection]]:
@@ -172,8 +244,9 @@ def _answers(buffer: bytearray, items: list[_Item]) -> Iterator[tuple[int, Modul
         yield index, inspection_from_json(items[index][0], answer)
 
 
-def _work(items: list[_Item], worker: int, jobs: int, pipe: int, mask: set[signal.Signals]) -> None:
-    """A worker's life: every ``jobs``-th item from ``worker`` on, each answer written as it comes."""
+def _work(items: list[_Item], tasks: int, pipe: int, mask: set[signal.Signals]) -> None:
+    """A worker's life: take the next index from the queue, inspect that item, write the answer,
+    until the queue ends."""
     status = 1
     try:
         os.setpgrp()
@@ -181,7 +254,11 @@ def _work(items: list[_Item], worker: int, jobs: int, pipe: int, mask: set[signa
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         with open(pipe, "wb") as out:
-            for index in range(worker, len(items), jobs):
+            while True:
+                task = os.read(tasks, 4)
+                if not task:
+                    break
+                index = int.from_bytes(task, "little")
                 try:
                     answer = (index, inspection_to_json(_inspect_item(items[index])), None)
                 except Exception:  # sent to the parent, which raises it
