@@ -26,7 +26,7 @@ import struct
 import sys
 from array import array
 from itertools import chain, compress, count, repeat
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from nogil_toolkit.inspect.image import BinaryImage, Buffer, MalformedBinary, Relocations, Section
 from nogil_toolkit.marker import ELF_SECTION
