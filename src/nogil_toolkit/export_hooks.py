@@ -16,13 +16,17 @@ sources are compiled with the hook renamed (:meth:`ShimPlan.hook_rename_macro`),
 exports exactly when the sources define an exported hook, which is CPython's own criterion.
 The toolkit's ELF, PE and Mach-O readers list those exports. setuptools links a module found
 to define the hook once more, with the wrapper, which hides the renamed original; meson and
-CMake cannot relink, so there the build names the modules with a hook (``--export-hook``) and
-the meson backend fails a wheel whose module still exports a renamed hook nobody wrapped.
+CMake cannot relink, so there the build names the modules with a hook (``--export-hook``): the
+meson backend fails a wheel whose module still exports a renamed hook nobody wrapped, and CMake
+checks each module after linking it (``nogil-toolkit shim --check-built``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
+
+from nogil_toolkit.declaration import GilDeclaration
 
 from nogil_toolkit.inspect.core import image_reader
 from nogil_toolkit.inspect.image import MalformedBinary
@@ -58,6 +62,16 @@ def unwrapped_hook(names: frozenset[str], plan: ShimPlan) -> bool:
     """Among a module's exported ``names``, its renamed hook: the sources define the hook and
     the shim does not wrap it (the wrapper would hide it)."""
     return plan.hook_alias in names
+
+
+def unwrapped_hook_problem(module: str, declaration: GilDeclaration, binary: bytes, remedy: str) -> Optional[str]:
+    """What is wrong when ``binary`` (the built ``module``) defines a hook its shim does not wrap,
+    ending with ``remedy`` (each build system names the hook its own way); ``None`` when nothing is."""
+    plan = ShimPlan(module, declaration)
+    if not unwrapped_hook(exported_names(binary), plan):
+        return None
+    return (f"{module} defines Python 3.15's export hook {plan.hook_symbol}, which CPython 3.15 prefers over "
+            f"{plan.init_symbol}, but its shim does not wrap it: {remedy}")
 
 
 def has_hook_wrapper(library: Path, plan: ShimPlan) -> bool:

@@ -18,6 +18,9 @@ A module that defines the export hook (PEP 793) is named with ``--export-hook``:
 wraps the hook too. Unlike setuptools, meson and CMake cannot relink a module after looking at
 it (see :mod:`nogil_toolkit.export_hooks`), so the build says which modules have one.
 
+With ``--check-built FILE MODULE`` nothing is written or printed: the linked module is checked
+for an export hook its shim does not wrap (CMake runs it after linking each declared module).
+
 With ``--record FILE`` the modules are taken as all the modules the build declares: the
 declaration record is written to ``FILE`` and an override of ``[tool.nogil.modules]`` that names
 none of them fails, as it fails a setuptools build.
@@ -33,6 +36,7 @@ from typing import Any, Optional
 from nogil_toolkit.abi import dotted_module_name
 from nogil_toolkit.config import ConfigError, NogilConfig, load_config, unmatched_overrides_error
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error
+from nogil_toolkit.export_hooks import unwrapped_hook_problem
 from nogil_toolkit.shim import ShimPlan, write_shim
 from nogil_toolkit.wheel.record import DeclarationRecord
 
@@ -42,14 +46,16 @@ output, one line per MODULE, fields separated by a tab:
   DECLARATION is not-used, used, or none (no rule of [tool.nogil] covers the module: leave it
   as it is; the other fields are then empty)
 
-exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module, or a
-file cannot be written;
+exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module,
+(with --check-built) the module defines an export hook its shim does not wrap, or a file cannot
+be read or written;
 2 usage error (no [tool.nogil] table, a module name that is not a dotted identifier)
 
 examples:
   nogil-toolkit shim --output-dir build/shims pkg._speedups pkg.legacy._old
   nogil-toolkit shim --output-dir build/shims --export-hook pkg._speedups pkg._speedups
   nogil-toolkit shim --record build/nogil-declaration.json pkg._speedups pkg.legacy._old
+  nogil-toolkit shim --check-built build/_speedups.cpython-315-x86_64-linux-gnu.so pkg._speedups
 """
 
 
@@ -70,6 +76,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--export-hook", metavar="MODULE", action="append", default=[],
                         help="MODULE (one of the MODULEs) also defines Python 3.15's export hook "
                              "PyModExport_<name>: its shim wraps the hook too (repeat for each such module)")
+    parser.add_argument("--check-built", metavar="FILE", type=Path,
+                        help="FILE is the linked MODULE (give one): fail if it defines Python 3.15's export "
+                             "hook and its shim does not wrap it (MODULE missing from --export-hook); "
+                             "prints nothing")
     parser.add_argument("--record", metavar="FILE", type=Path,
                         help="the MODULEs are all the build declares: check the overrides against them "
                              "and write the declaration record (nogil-declaration.json) to FILE")
@@ -97,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(str(exc), str(config.path))
         return EXIT_USAGE
+    if args.check_built is not None:
+        return _check_built(args.check_built, args.modules, plans)
     if args.record is not None:
         unmatched = unmatched_overrides_error(config, args.modules)
         if unmatched is not None:
@@ -112,6 +124,29 @@ def run(args: argparse.Namespace) -> int:
         error(f"cannot write: {exc.strerror or exc}", exc.filename or str(args.output_dir or args.record))
         return EXIT_FAILURE
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _check_built(built: Path, modules: list[str], plans: dict[str, Optional[ShimPlan]]) -> int:
+    """The linked module against its plan: a build that cannot relink a module after looking at
+    it (CMake) runs this once the module is linked."""
+    if len(modules) != 1:
+        error(f"--check-built takes one MODULE, not {len(modules)}", str(built))
+        return EXIT_USAGE
+    plan = plans[modules[0]]
+    if plan is None or plan.export_hook:
+        return EXIT_OK
+    try:
+        binary = built.read_bytes()
+    except OSError as exc:
+        error(f"cannot read the built module: {exc.strerror or exc}", str(built))
+        return EXIT_FAILURE
+    problem = unwrapped_hook_problem(plan.module, plan.declaration, binary,
+                                     f"name it with --export-hook {plan.module} (CMake: "
+                                     f"nogil_declare(<target> {plan.module} EXPORT_HOOK))")
+    if problem is not None:
+        error(problem, str(built))
+        return EXIT_FAILURE
     return EXIT_OK
 
 

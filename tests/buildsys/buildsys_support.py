@@ -99,8 +99,8 @@ def meson_hook_project(root: Path, hooks: tuple[str, ...]) -> Path:
     return project
 
 
-def cmake_hook_project(root: Path) -> Path:
-    """The sample as a scikit-build-core project, nogil_declare(... EXPORT_HOOK) on each hook."""
+def cmake_hook_project(root: Path, hooks: tuple[str, ...] = HOOKS) -> Path:
+    """The sample as a scikit-build-core project, nogil_declare(... EXPORT_HOOK) on each of ``hooks``."""
     project = root / "cmake_hook"
     hook_sources(project)
     (project / "pyproject.toml").write_text(
@@ -108,7 +108,7 @@ def cmake_hook_project(root: Path) -> Path:
         f'{PYPROJECT_TAIL}\n[tool.scikit-build]\nwheel.packages = ["src/h315"]\n')
     targets = "".join(
         f"python_add_library({m} MODULE src/h315/{m}.c WITH_SOABI)\n"
-        f"nogil_declare({m} h315.{m}{' EXPORT_HOOK' if m in HOOKS else ''})\n" for m in HOOK_MODULES)
+        f"nogil_declare({m} h315.{m}{' EXPORT_HOOK' if m in hooks else ''})\n" for m in HOOK_MODULES)
     (project / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.19)\nproject(h315 LANGUAGES C)\n"
         "find_package(Python REQUIRED COMPONENTS Interpreter Development.Module)\ninclude(NogilToolkit)\n"

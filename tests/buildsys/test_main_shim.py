@@ -112,3 +112,19 @@ def test_an_unwritable_output_directory_is_one_error(project: Path, capsys: pyte
     captured = capsys.readouterr()
     assert captured.err.startswith("error: cannot write: ") and str(blocker / "shims") in captured.err
     assert captured.out == ""
+
+
+def test_check_built_reads_the_linked_module(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check-built passes a module without a hook in silence, and refuses bad input in one
+    line: more than one MODULE, a file that cannot be read. (A module with an unwrapped hook
+    fails it: the CMake build test.)"""
+    import sysconfig  # a real linked module: the interpreter's own _json
+
+    plain = next(Path(sysconfig.get_config_var("DESTSHARED")).glob("_json.*"))
+    assert main(["shim", "--project", str(project), "--check-built", str(plain), "pkg._json"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["shim", "--project", str(project), "--check-built", str(plain), "pkg._json", "pkg._b"]) == 2
+    assert capsys.readouterr().err.startswith("error: --check-built takes one MODULE, not 2")
+    assert main(["shim", "--project", str(project), "--check-built", str(project / "missing.so"), "pkg._x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read the built module: No such file or directory") and err.count("\n") == 1

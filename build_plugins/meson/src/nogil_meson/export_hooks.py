@@ -11,15 +11,10 @@ from __future__ import annotations
 from typing import Optional
 
 from nogil_toolkit.declaration import GilDeclaration
-from nogil_toolkit.export_hooks import exported_names, unwrapped_hook
-from nogil_toolkit.shim import ShimPlan
+from nogil_toolkit.export_hooks import unwrapped_hook_problem
 
 
 def unwrapped_hook_error(module: str, declaration: GilDeclaration, binary: bytes) -> Optional[str]:
     """What to change when ``binary`` (the module's file) defines a hook its shim does not wrap."""
-    plan = ShimPlan(module, declaration)
-    if not unwrapped_hook(exported_names(binary), plan):
-        return None
-    return (f"{module} defines Python 3.15's export hook {plan.hook_symbol}, which CPython 3.15 prefers over "
-            f"{plan.init_symbol}, but its shim does not wrap it: add {module!r} to nogil_export_hooks "
-            f"(templates/nogil_meson_setup.build)")
+    return unwrapped_hook_problem(module, declaration, binary,
+                                  f"add {module!r} to nogil_export_hooks (templates/nogil_meson_setup.build)")

@@ -15,7 +15,8 @@
 #
 # EXPORT_HOOK: the module also defines Python 3.15's export hook PyModExport_<name> (PEP 793),
 # which CPython 3.15 prefers over PyInit_<name>; the shim then wraps the hook as well. CMake
-# cannot relink a module after looking at it, so the build says so (setuptools finds out).
+# cannot relink a module after looking at it, so the build says so (setuptools finds out); a
+# module that defines the hook without EXPORT_HOOK fails its build after linking.
 #
 # Variables: NOGIL_PROJECT_DIR (default CMAKE_SOURCE_DIR) holds pyproject.toml; the
 # interpreter is Python_EXECUTABLE (FindPython), Python3_EXECUTABLE or PYTHON_EXECUTABLE.
@@ -96,6 +97,9 @@ function(nogil_declare target module)
     if(declaration STREQUAL "not-used")
       _nogil_audit_step(${target} ${module})
     endif()
+    if(NOT nogil_EXPORT_HOOK)
+      _nogil_hook_check(${target} ${module})
+    endif()
   endif()
   get_property(finishing GLOBAL PROPERTY NOGIL_FINISH_DEFERRED)
   if(NOT finishing)
@@ -121,6 +125,18 @@ function(_nogil_audit_step target module)
             "$<TARGET_PROPERTY:${target},SOURCES>"
     WORKING_DIRECTORY "${NOGIL_PROJECT_DIR}"
     COMMAND_EXPAND_LISTS VERBATIM)
+endfunction()
+
+# A module declared without EXPORT_HOOK must not define Python 3.15's PyModExport_<name>: its
+# sources are compiled with the hook renamed, so a hook they define stays exported under the
+# renamed name, unwrapped, and CPython 3.15 would never see the declaration's hook. A POST_BUILD
+# step reads the linked module's exports and fails the build naming the fix.
+function(_nogil_hook_check target module)
+  _nogil_python(python)
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND "${python}" -m nogil_toolkit shim --project "${NOGIL_PROJECT_DIR}"
+            --check-built "$<TARGET_FILE:${target}>" "${module}"
+    VERBATIM)
 endfunction()
 
 # Runs once, after the top-level CMakeLists.txt: every nogil_declare() call is known by then.
