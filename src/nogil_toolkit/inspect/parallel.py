@@ -30,6 +30,8 @@ PARALLEL_THRESHOLD = 64
 """Below this many files the workers' start-up costs more than it saves."""
 _Item = tuple[str, Optional[str], Optional[tuple[int, ...]]]
 _CAN_FORK = hasattr(os, "fork") and hasattr(signal, "pthread_sigmask")  # not on Windows
+_TASKS = object()
+"""Marks the task pipe's write end among the pipes this process waits on."""
 _PIPE_BUF = 512
 """Bytes of a pipe write that POSIX makes atomic at least (Linux: 4096): tasks are written in
 pieces of this size, a multiple of an index's 4 bytes."""
@@ -111,43 +113,30 @@ class _Workers:
         self._pids: list[int] = []
         self._pipes: dict[int, bytearray] = {}  # read end -> bytes read but not yet decoded
         self._tasks = b"".join(index.to_bytes(4, "little") for index in _largest_first(items))
-        self._queue: Optional[tuple[int, int]] = None  # (read end, write end) of the tasks
+        self._sent = 0  # bytes of the tasks written so far
+        self._task_reader = -1
+        self._task_writer: Optional[int] = None  # open while tasks remain to be written
 
     def queue_tasks(self) -> None:
         """Open the task pipe and put in what it takes now; :meth:`answers` writes the rest."""
-        read_end, write_end = os.pipe()
-        self._queue = (read_end, write_end)
-        os.set_blocking(write_end, False)
+        self._task_reader, self._task_writer = os.pipe()
+        os.set_blocking(self._task_writer, False)
         self._feed()
 
     def _feed(self) -> None:
         """Write the next tasks, in atomic pieces, as far as the pipe takes them; close its write
         end after the last one (the workers then read the end of the queue)."""
-        assert self._queue is not None
-        while self._tasks:
-            piece = self._tasks[:_PIPE_BUF]
+        assert self._task_writer is not None
+        while self._sent < len(self._tasks):
             try:
-                os.write(self._queue[1], piece)
+                self._sent += os.write(self._task_writer, self._tasks[self._sent:self._sent + _PIPE_BUF])
             except BlockingIOError:
                 return
-            self._tasks = self._tasks[len(piece):]
-        self._close_queue(write_only=True)
-
-    def _close_queue(self, write_only: bool = False) -> None:
-        if self._queue is None:
-            return
-        read_end, write_end = self._queue
-        if write_end >= 0:
-            os.close(write_end)
-        if write_only:
-            self._queue = (read_end, -1)
-            return
-        os.close(read_end)
-        self._queue = None
+        os.close(self._task_writer)
+        self._task_writer = None
 
     def fork(self, mask: set[signal.Signals]) -> None:
         """Start one more worker; ``mask`` is the signal mask it works with."""
-        assert self._queue is not None
         read_end, write_end = os.pipe()
         try:
             pid = os.fork()
@@ -157,9 +146,9 @@ class _Workers:
             raise
         if pid == 0:  # the worker: it never returns from here
             os.close(read_end)
-            if self._queue[1] >= 0:
-                os.close(self._queue[1])  # the end of the queue is seen once this process's copy is closed
-            _work(self._items, self._queue[0], write_end, mask)
+            if self._task_writer is not None:
+                os.close(self._task_writer)  # the end of the queue is seen once this process's copy is closed
+            _work(self._items, self._task_reader, write_end, mask)
         os.close(write_end)
         self._pids.append(pid)
         self._pipes[read_end] = bytearray()
@@ -169,21 +158,18 @@ class _Workers:
         tasks the queue could not take at once are written as it drains."""
         import selectors  # only a batch worth the workers gets here
 
-        assert self._queue is not None
         with selectors.DefaultSelector() as selector:
             for pipe in self._pipes:
                 selector.register(pipe, selectors.EVENT_READ)
-            feeding = self._queue[1]
-            if feeding >= 0:
-                selector.register(feeding, selectors.EVENT_WRITE)
+            if self._task_writer is not None:
+                selector.register(self._task_writer, selectors.EVENT_WRITE, data=_TASKS)
             open_pipes = len(self._pipes)
             while open_pipes:
                 for key, _ in selector.select():
-                    if key.fd == feeding:
+                    if key.data is _TASKS:
                         self._feed()
-                        if self._queue[1] < 0:
-                            selector.unregister(feeding)
-                            feeding = -1
+                        if self._task_writer is None:  # closed: every task is in the pipe
+                            selector.unregister(key.fd)
                         continue
                     chunk = os.read(key.fd, 1 << 16)
                     if not chunk:
@@ -211,7 +197,10 @@ class _Workers:
         for pipe in self._pipes:
             os.close(pipe)
         self._pipes.clear()
-        self._close_queue()
+        for end in (self._task_writer, self._task_reader):
+            if end is not None and end >= 0:
+                os.close(end)
+        self._task_writer, self._task_reader = None, -1
         return failed
 
 
