@@ -26,8 +26,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from nogil_toolkit.declaration import GilDeclaration
-
 from nogil_toolkit.inspect.core import image_reader
 from nogil_toolkit.inspect.image import MalformedBinary
 from nogil_toolkit.shim import ShimPlan
@@ -64,13 +62,13 @@ def unwrapped_hook(names: frozenset[str], plan: ShimPlan) -> bool:
     return plan.hook_alias in names
 
 
-def unwrapped_hook_problem(module: str, declaration: GilDeclaration, binary: bytes, remedy: str) -> Optional[str]:
-    """What is wrong when ``binary`` (the built ``module``) defines a hook its shim does not wrap,
-    ending with ``remedy`` (each build system names the hook its own way); ``None`` when nothing is."""
-    plan = ShimPlan(module, declaration)
+def unwrapped_hook_problem(plan: ShimPlan, binary: bytes, remedy: str) -> Optional[str]:
+    """What is wrong when ``binary`` (the module ``plan`` built) defines a hook its shim does not
+    wrap, ending with ``remedy`` (each build system names the hook its own way); ``None`` when
+    nothing is."""
     if not unwrapped_hook(exported_names(binary), plan):
         return None
-    return (f"{module} defines Python 3.15's export hook {plan.hook_symbol}, which CPython 3.15 prefers over "
+    return (f"{plan.module} defines Python 3.15's export hook {plan.hook_symbol}, which CPython 3.15 prefers over "
             f"{plan.init_symbol}, but its shim does not wrap it: {remedy}")
 
 

@@ -141,7 +141,7 @@ def _check_built(built: Path, modules: list[str], plans: dict[str, Optional[Shim
     except OSError as exc:
         error(f"cannot read the built module: {exc.strerror or exc}", str(built))
         return EXIT_FAILURE
-    problem = unwrapped_hook_problem(plan.module, plan.declaration, binary,
+    problem = unwrapped_hook_problem(plan, binary,
                                      f"name it with --export-hook {plan.module} (CMake: "
                                      f"nogil_declare(<target> {plan.module} EXPORT_HOOK))")
     if problem is not None:

@@ -150,12 +150,13 @@ def _inspect(data: Buffer, name: str, module: Optional[str], python: Optional[Py
         init_symbols = tuple(sorted(image.symbols.exported_with(("PyInit_",))))
         hooks = image.symbols.exported_with(HOOK_PREFIXES)
         imports = image.symbols.imported_among(RULE_IMPORTS)
-        if hooks and hooks_apply(python):
+        hooks_called = hooks_apply(python)
+        if hooks and hooks_called:
             hook_inspection = _judge_export_hook(image, name, module, init_symbols, hooks, imports)
             if hook_inspection is not None:
                 return hook_inspection
         return _judge(image, name, module, init_symbols, imports,
-                      ignored_hooks=() if hooks_apply(python) else tuple(sorted(hooks)))
+                      ignored_hooks=() if hooks_called else tuple(sorted(hooks)))
     except _CONTENT_ERRORS as error:
         reason = str(error) if isinstance(error, MalformedBinary) else f"malformed binary ({error})"
         return _unknown(name, reason, format_name)

@@ -12,9 +12,10 @@ from typing import Optional
 
 from nogil_toolkit.declaration import GilDeclaration
 from nogil_toolkit.export_hooks import unwrapped_hook_problem
+from nogil_toolkit.shim import ShimPlan
 
 
 def unwrapped_hook_error(module: str, declaration: GilDeclaration, binary: bytes) -> Optional[str]:
     """What to change when ``binary`` (the module's file) defines a hook its shim does not wrap."""
-    return unwrapped_hook_problem(module, declaration, binary,
+    return unwrapped_hook_problem(ShimPlan(module, declaration), binary,
                                   f"add {module!r} to nogil_export_hooks (templates/nogil_meson_setup.build)")
