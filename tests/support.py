@@ -108,6 +108,19 @@ def pinned_wheel_venv(ft_python: str, ft_abi: tuple[str, str], path: Path, wheel
     return venv
 
 
+def site_packages(venv_python: Path) -> Path:
+    """The site-packages folder of the venv whose interpreter is ``venv_python``."""
+    return next(venv_python.parent.parent.glob("lib/python3*/site-packages"))
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux), none when it is gone."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of an import probe: no ``PYTHON_GIL`` that would force the GIL's state."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_GIL", "PYTHONPATH", "PYTHONWARNINGS")}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from build_integration_support import audited_project, line_of, pep517_build, plugin_venv
+from build_integration_support import Build, audited_project, line_of, pep517_build, plugin_venv
 from support import require_gil_python
 
 RISKY = "src/audited/risky.c"
@@ -38,13 +38,20 @@ def audit_lines(output: str) -> list[str]:
             if re.match(r"\s*(src/\S+:\d+:\d+: warning: [a-z-]+: |nogil: audited |error: nogil: )", line)]
 
 
-@pytest.mark.freethreaded
-def test_declared_module_is_audited_and_warned_about(ft_plugin_venv: Path, tmp_path: Path) -> None:
+def build_with_warnings(venv: Path, tmp_path: Path) -> tuple[Build, list[str]]:
+    """The audited sample built in ``venv``, which succeeds, and its audit lines, which start
+    with the expected warnings."""
     project = audited_project(tmp_path)
-    build = pep517_build(ft_plugin_venv, project)
+    build = pep517_build(venv, project)
     assert build.returncode == 0 and build.wheel is not None, build.output
     lines = audit_lines(build.output)
     assert [line[:len(w)] for line, w in zip(lines, expected_warnings(project))] == expected_warnings(project), lines
+    return build, lines
+
+
+@pytest.mark.freethreaded
+def test_declared_module_is_audited_and_warned_about(ft_plugin_venv: Path, tmp_path: Path) -> None:
+    build, lines = build_with_warnings(ft_plugin_venv, tmp_path)
     assert "(instead: PyList_GetItemRef" in lines[0]
     # One summary for the one audited module; legacy.c (declared used) and other.c (undeclared)
     # hold the same call and are not audited.
@@ -55,11 +62,7 @@ def test_declared_module_is_audited_and_warned_about(ft_plugin_venv: Path, tmp_p
 
 
 def test_gil_build_prints_the_same_warnings(gil_plugin_venv: Path, tmp_path: Path) -> None:
-    project = audited_project(tmp_path)
-    build = pep517_build(gil_plugin_venv, project)
-    assert build.returncode == 0 and build.wheel is not None, build.output
-    lines = audit_lines(build.output)
-    assert [line[:len(w)] for line, w in zip(lines, expected_warnings(project))] == expected_warnings(project), lines
+    _, lines = build_with_warnings(gil_plugin_venv, tmp_path)
     assert len(lines) == 3
 
 

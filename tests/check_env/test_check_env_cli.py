@@ -17,7 +17,7 @@ import pytest
 
 from nogil_toolkit.main_check_env import main
 from nogil_toolkit.report import load_schema
-from support import install, make_venv, run
+from support import install, make_venv, run, site_packages
 
 pytestmark = pytest.mark.freethreaded
 
@@ -26,10 +26,6 @@ MULTI_PHASE_C = """
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "%(name)s", NULL, 0, NULL};
 PyMODINIT_FUNC PyInit_%(name)s(void) { return PyModuleDef_Init(&def); }
 """
-
-
-def site_packages(venv_python: Path) -> Path:
-    return next(venv_python.parent.parent.glob("lib/python3*/site-packages"))
 
 
 def compile_module(python: str, name: str, out: Path, limited_api: bool = False) -> Path:

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from nogil_toolkit.report import load_schema
-from support import make_venv, nested, probe_import, run
+from support import children, make_venv, nested, probe_import, run, site_packages
 
 pytestmark = pytest.mark.freethreaded
 
@@ -42,10 +42,6 @@ def cli(*args: str | os.PathLike[str], command: str = "nogil-check-env", timeout
 
 def check_env(python: Path, cache: Path, *args: str | os.PathLike[str], **popen: object) -> subprocess.CompletedProcess[str]:
     return cli("--python", python, "--no-project", "--cache-dir", cache, *args, **popen)
-
-
-def site_packages(venv_python: Path) -> Path:
-    return next(venv_python.parent.parent.glob("lib/python3*/site-packages"))
 
 
 def one_error_line(stderr: str) -> str:
@@ -231,13 +227,6 @@ def test_python_that_is_not_a_python(tmp_path: Path) -> None:
         line = one_error_line(result.stderr)
         assert message in line and not any(word in line for word in SCRIPT_WORDS), line
     assert gone(int(pid_file.read_text())), "the target's sleep is still running"
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def workers_at_work(pid: int) -> bool:

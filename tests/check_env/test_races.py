@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import nogil_toolkit
-from support import make_venv, run
+from support import children, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
 
@@ -84,13 +84,6 @@ PyMODINIT_FUNC PyInit_NAME(void) {
     return PyModuleDef_Init(&def);
 }
 """
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def running(pid: int) -> bool:

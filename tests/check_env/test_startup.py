@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support import install, make_venv, run
+from support import install, make_venv, run, site_packages
 
 from nogil_toolkit.inspect.parallel import PARALLEL_THRESHOLD
 
@@ -70,10 +70,6 @@ def venv(ft_python: str, ft_sample_wheels: dict[str, Path], tmp_path_factory: py
     python = make_venv(ft_python, tmp_path_factory.mktemp("startup") / "venv")
     install(python, ft_sample_wheels["spine"])
     return python
-
-
-def site_packages(venv_python: Path) -> Path:
-    return next(venv_python.parent.parent.glob("lib/python3*/site-packages"))
 
 
 def check_args(venv: Path, cache: Path, *extra: str) -> list[str]:

@@ -18,16 +18,12 @@ from ci_support import parse_workflow_command
 from nogil_toolkit import main_check_env
 from nogil_toolkit.__main__ import main as toolkit_main
 from nogil_toolkit.workflow_commands import annotation, escape_data, escape_property
-from support import install, make_venv, run
+from support import install, make_venv, run, site_packages
 
 pytestmark = pytest.mark.freethreaded
 
 # A folder name with every character the format gives a meaning to, and a forged command.
 HOSTILE = "we,ird: dir 100% %0A done\nnext::error file=x.py::forged\rback"
-
-
-def site_packages(venv_python: Path) -> Path:
-    return next(venv_python.parent.parent.glob("lib/python3*/site-packages"))
 
 
 def validate_sarif(log: dict[str, Any], schema: dict[str, Any]) -> None:

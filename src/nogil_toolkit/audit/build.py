@@ -112,24 +112,16 @@ def _included(path: Path, folders: Sequence[Path], root: Path) -> List[Path]:
         for folder in (path.parent, *folders):
             candidate = folder / name
             if candidate.is_file():
-                if _inside(candidate, root) and language_of(candidate):
+                if candidate.resolve().is_relative_to(root) and language_of(candidate):
                     found.append(candidate)
                 break
     return found
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
 def _display(path: Path) -> Path:
     """``path`` relative to the working folder when it is inside it."""
     here = Path.cwd().resolve()
-    if path.is_absolute() and _inside(path, here):
+    if path.is_absolute() and path.resolve().is_relative_to(here):
         return Path(os.path.relpath(path.resolve(), here))
     return path
 

@@ -88,7 +88,8 @@ def audit_build_dir(build_dir: Path, config: NogilConfig) -> Iterator[ModuleAudi
             for generated in group.get("generated_sources") or []:
                 sources += _cython_inputs(build_dir / generated, build_dir)
             include_dirs += (build_dir / p[2:] for p in group.get("parameters") or [] if p.startswith("-I"))
-        sources = [s for s in sources if _inside(s, root) and not _inside(s, build_dir)]
+        resolved = ((s, s.resolve()) for s in sources)
+        sources = [s for s, real in resolved if real.is_relative_to(root) and not real.is_relative_to(build_dir)]
         audit = audit_module(config, module, sources, include_dirs)
         if audit is not None:
             print_audit(audit)
@@ -118,11 +119,3 @@ def _cython_inputs(generated: Path, build_dir: Path) -> List[Path]:
     _, _, inputs = text.replace("\\\n", " ").partition(": ")
     paths = (p.replace("\\ ", " ") for p in _DEPFILE_SEPARATOR.split(inputs.strip()) if p)
     return [(build_dir / p).resolve() for p in paths if p.lower().endswith(CYTHON_SUFFIXES)]
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder)
-        return True
-    except ValueError:
-        return False
