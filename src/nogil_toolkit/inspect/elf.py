@@ -662,7 +662,7 @@ def load(data: Buffer) -> BinaryImage:
                         h.type != SHT_NOBITS) for h in reader.mapped_sections()]
     symbols = reader.symbol_table()
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)
-    image = BinaryImage(
+    return BinaryImage(
         format="elf",
         machine=reader.machine,
         pointer_size=reader.pointer_size,
@@ -670,9 +670,7 @@ def load(data: Buffer) -> BinaryImage:
         data=data,
         symbols=symbols,
         sections=sections,
-        relocation_reader=None,
+        relocation_reader=(lambda image: reader.resolved_relocations(symbols, image))
+        if reader.knows_relocation_types else None,
         marker_region=(marker.offset, len(reader.section_data(marker))) if marker is not None else None,
     )
-    if reader.knows_relocation_types:
-        image.relocation_reader = lambda: reader.resolved_relocations(symbols, image)
-    return image

@@ -130,13 +130,16 @@ class BinaryImage:
 
     ``symbols`` answers the questions about dynamic symbols; ``relocation_reader`` decodes
     the fix-ups on first use (modules only need them, and they are the costly part), and is
-    ``None`` when the reader cannot recover them for this format or machine;
+    ``None`` when the reader cannot recover them for this format or machine. It is given the
+    image rather than holding it: a closure over the image would make each one a reference
+    cycle, left for the cyclic collector, whose passes over the whole heap cost a scan of an
+    environment more than any other part of reading a small module;
     ``marker_region`` is the (file offset, size) of the toolkit's marker section, if any.
     """
 
     def __init__(self, format: str, machine: str, pointer_size: int, byte_order: str, data: Buffer,
                  symbols: Symbols, sections: Sequence[Section],
-                 relocation_reader: Optional[Callable[[], Relocations]],
+                 relocation_reader: Optional[Callable[[BinaryImage], Relocations]],
                  marker_region: Optional[Tuple[int, int]] = None) -> None:
         self.format = format
         self.machine = machine
@@ -154,7 +157,7 @@ class BinaryImage:
     @property
     def relocations(self) -> Optional[Relocations]:
         if self._relocations is None and self.relocation_reader is not None:
-            self._relocations = self.relocation_reader()
+            self._relocations = self.relocation_reader(self)
         return self._relocations
 
     def section_at(self, address: int) -> Optional[Section]:

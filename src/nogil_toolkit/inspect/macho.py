@@ -95,7 +95,7 @@ def load(data: Buffer) -> BinaryImage:
         opcodes = bytes(data[rebase[0]:rebase[0] + rebase[1]])
         if len(opcodes) != rebase[1]:
             raise MalformedBinary("Mach-O rebase opcodes beyond end of file")
-        image.relocation_reader = lambda: _rebases(image, opcodes, segments)
+        image.relocation_reader = lambda image: _rebases(image, opcodes, segments)
     if marker is not None:
         image.marker_region = (marker.offset, marker.size)
     return image

@@ -165,7 +165,7 @@ def load(data: Buffer) -> BinaryImage:
                         byte_order="little", data=data, symbols=NameLists(), sections=sections,
                         relocation_reader=None)
     image.symbols = NameLists(_exports(reader, image), _imports(reader, image))
-    image.relocation_reader = lambda: _relocations(reader, image)
+    image.relocation_reader = lambda image: _relocations(reader, image)
     marker = next((s for s in sections if s.name == PE_SECTION and s.in_file), None)
     if marker is not None:
         image.marker_region = (marker.offset, marker.size)
