@@ -43,6 +43,13 @@ SHT_RELA = 4
 SHT_REL = 9
 SHT_DYNSYM = 11
 SHT_RELR = 19
+# Section types holding only the dynamic loader's or the unwinder's tables: hash tables,
+# notes, symbol versions, x86-64 unwind tables (beside the types above).
+_TABLE_TYPES = frozenset({SHT_RELA, SHT_REL, SHT_RELR, SHT_DYNSYM, 5, 7, 0x6FFFFFF6, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF,
+                          0x70000001})
+# Unwind tables of type SHT_PROGBITS, known by their names (a file that misnames its data
+# as one of them only hides strings from the generator fingerprint, like a file without them).
+_TABLE_NAMES = frozenset({".eh_frame", ".eh_frame_hdr", ".gcc_except_table"})
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
@@ -659,7 +666,8 @@ def load(data: Buffer) -> BinaryImage:
     """Read an ELF file into the format-neutral image the evidence rules work on."""
     reader = ElfReader(data)
     sections = [Section(h.name, h.address, h.size, h.offset, bool(h.flags & SHF_WRITE), bool(h.flags & SHF_EXECINSTR),
-                        h.type != SHT_NOBITS) for h in reader.mapped_sections()]
+                        h.type != SHT_NOBITS, h.type in _TABLE_TYPES or h.name in _TABLE_NAMES)
+                for h in reader.mapped_sections()]
     symbols = reader.symbol_table()
     marker = next((h for h in reader.sections if h.name == ELF_SECTION), None)
     return BinaryImage(
