@@ -187,6 +187,18 @@ def test_invalid_toml_is_one_line_and_exit_2(tmp_path: Path) -> None:
         2, f"error: pyproject.toml is not valid TOML: Invalid value {where}\n")
 
 
+def test_nesting_deeper_than_the_parser_recursion_is_one_line(tmp_path: Path) -> None:
+    """A 6 kB file of brackets: tomllib recurses once per level, so without a bound it is a
+    RecursionError traceback (and the runtime guard, reading the policy, stopped enforcing)."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.nogil]\nthread-safe = true\nx = " + "[" * 3000 + "]" * 3000 + "\n")
+    declare, check_env = read_with_each_cli(tmp_path)
+    message = "is not valid TOML: arrays or inline tables nested too deeply to read"
+    assert (declare.returncode, declare.stderr) == (2, f"error: refusing to edit a file that {message} ({path})\n")
+    assert (check_env.returncode, check_env.stderr) == (2, f"error: pyproject.toml {message} ({path})\n")
+    assert load_config_error(tmp_path) == f"pyproject.toml {message} ({path})"
+
+
 def test_unreadable_pyproject_as_an_unprivileged_user(unprivileged_dir: Path) -> None:
     path = unprivileged_dir / "pyproject.toml"
     path.write_text("[tool.nogil]\nthread-safe = false\n")

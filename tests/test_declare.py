@@ -382,6 +382,16 @@ def test_unparsable_file_is_refused_and_left_byte_identical(declare, tmp_path: P
     assert f"({path}:4:12)" in result.stderr
 
 
+@pytest.mark.parametrize("option", [("--thread-safe", "false"), ("--build-system",)])
+def test_nesting_tomlkit_cannot_edit_is_refused_and_left_byte_identical(declare, option: tuple[str, ...]) -> None:
+    """tomllib reads 150 levels of arrays, tomlkit stops at 100: one line, exit 1, no edit."""
+    before = '[project]\nname = "demo"\n[tool.other]\nx = ' + "[" * 150 + "]" * 150 + "\n"
+    result = declare(before, *option)
+    assert (result.code, result.text) == (1, before)
+    assert result.stderr == ("error: tomlkit cannot edit this file (TOML value nested more than 100 levels deep at "
+                             f"line 4 col 104); nothing was written ({result.path})\n")
+
+
 def test_invalid_result_is_refused(declare) -> None:
     before = "[tool.nogil]\nthreadsafe = true\n"
     result = declare(before, "--thread-safe", "true")

@@ -30,7 +30,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.items import Comment, Table
 
-from nogil_toolkit.pyproject_edit import DeclareError, parse_toml, uses_crlf, with_ending_of, written_with_dotted_keys
+from nogil_toolkit.pyproject_edit import (DeclareError, parse_for_editing, parse_toml, uses_crlf, with_ending_of,
+                                          written_with_dotted_keys)
 from nogil_toolkit.tomlpos import locate
 
 if sys.version_info >= (3, 11):
@@ -122,7 +123,7 @@ def has_requirement(requires: list[str], name: str) -> bool:
 
 
 def _add_fallback_table(text: str, before: Mapping[str, Any]) -> BuildIntegration:
-    document = tomlkit.parse(text if text.strip() else "")  # a blank file's newlines say nothing
+    document = parse_for_editing(text if text.strip() else "")  # a blank file's newlines say nothing
     table = tomlkit.table()
     table.append("requires", [PIP_FALLBACK_REQUIRES, SETUPTOOLS_PLUGIN])
     table.append("build-backend", PIP_FALLBACK_BACKEND)
@@ -160,7 +161,7 @@ def _edit(text: str, before: Mapping[str, Any], plugin: str, backend: Optional[s
     expected = copy.deepcopy(dict(before))
     build_system = expected[BUILD_SYSTEM]
     changes = []
-    document = tomlkit.parse(text)
+    document = parse_for_editing(text)
     table = document[BUILD_SYSTEM]
     if not has_requirement(build_system["requires"], plugin):
         table["requires"].append(plugin)

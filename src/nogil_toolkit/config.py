@@ -207,10 +207,17 @@ def parse_config(text: str, path: Path) -> Optional[NogilConfig]:
         line, column = decode_error_position(exc)
         raise ConfigError([ConfigProblem(path, "", f"pyproject.toml is not valid TOML: {decode_error_message(exc)}",
                                          line, column)]) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem(path, "", f"pyproject.toml is not valid TOML: {NESTED_TOO_DEEPLY}")]) from None
     table = document.get("tool", {}).get("nogil") if isinstance(document.get("tool"), dict) else None
     if table is None:
         return None
     return _Validator(text, path).config(table)
+
+
+NESTED_TOO_DEEPLY = "arrays or inline tables nested too deeply to read"
+"""Why a document deeper than the parser's recursion is refused (a 2 kB file of ``[`` does it):
+the parsers recurse once per level, so only a bound keeps such a file from being a traceback."""
 
 
 def decode_error_position(exc: Exception) -> tuple[Optional[int], Optional[int]]:

@@ -20,12 +20,14 @@ from typing import Any, Iterable, Mapping, MutableSequence, Optional, Sequence, 
 
 import tomlkit
 from tomlkit.container import OutOfOrderTableProxy
+from tomlkit.exceptions import ParseError as TomlkitParseError
 from tomlkit.items import DottedKey, InlineTable, Key, KeyType, SingleKey, Table
 from tomlkit.toml_document import TOMLDocument
 
 # Shared with config.py so that `declare` accepts exactly the names and reports exactly the
 # positions that the configuration loader does.
-from nogil_toolkit.config import KNOWN_KEYS, TABLE, decode_error_message, decode_error_position, is_module_pattern
+from nogil_toolkit.config import (KNOWN_KEYS, NESTED_TOO_DEEPLY, TABLE, decode_error_message, decode_error_position,
+                                  is_module_pattern)
 from nogil_toolkit.declaration import FREE_THREADING_CLASSIFIER_PREFIX as FREE_THREADING_PREFIX
 from nogil_toolkit.tomlpos import locate
 
@@ -139,6 +141,18 @@ def parse_toml(text: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         line, column = decode_error_position(exc)
         raise TomlSyntaxError(f"not valid TOML: {decode_error_message(exc)}", line, column) from exc
+    except RecursionError:
+        raise TomlSyntaxError(f"not valid TOML: {NESTED_TOO_DEEPLY}", None, None) from None
+
+
+def parse_for_editing(text: str) -> TOMLDocument:
+    """``text`` as tomlkit's editable document. DeclareError where tomlkit refuses what
+    ``tomllib`` read: it stops at 100 levels of nesting, ``tomllib`` at its recursion bound."""
+    try:
+        return tomlkit.parse(text)
+    except (TomlkitParseError, RecursionError) as exc:
+        detail = str(exc) if isinstance(exc, TomlkitParseError) else NESTED_TOO_DEEPLY
+        raise DeclareError(f"tomlkit cannot edit this file ({detail}); nothing was written") from None
 
 
 def declare_in_text(text: str, changes: Sequence[DeclarationChange]) -> str:
@@ -229,7 +243,7 @@ def _apply(text: str, change: DeclarationChange) -> str:
     data = tomllib.loads(text)
     if _strictly_equal(_after(data, change), data):
         return text  # already so: not even the layout of an inline table is touched
-    document = tomlkit.parse(text)
+    document = parse_for_editing(text)
     nogil = _lookup(document, TABLE)
     inline_padding = _is_padded(nogil) if isinstance(nogil, InlineTable) else None
     if isinstance(change.value, FreeThreadingLevel):

@@ -208,6 +208,22 @@ def test_project_policy_defaults_to_the_current_directory(ft_python: str, guard_
     assert "UndeclaredModuleWarning" not in result.stderr
 
 
+def test_a_project_file_nested_too_deeply_is_ignored_and_the_policy_still_enforced(
+        ft_python: str, guard_modules: Modules, cache: Path, tmp_path: Path) -> None:
+    """A hostile pyproject.toml in the working directory (a 6 kB file of brackets) once made
+    the guard fail to start, which left nogil mode unenforced."""
+    (tmp_path / "pyproject.toml").write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    result = run_guarded(ft_python, "import declared, sys; print(sys._is_gil_enabled())\nimport legacy_c",
+                         mode="nogil", modules=guard_modules, cache=cache, cwd=tmp_path, env={"NOGIL_PROJECT": None})
+    assert result.returncode != 0
+    assert result.stdout.strip() == "False"
+    assert "GilRequiredImportError" in result.stderr and "legacy_c" in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: nogil-toolkit guard: invalid pyproject.toml: pyproject.toml is not valid TOML: "
+                        f"arrays or inline tables nested too deeply to read ({tmp_path / 'pyproject.toml'}) "
+                        f"(NOGIL_PROJECT={tmp_path}); ignored"]
+
+
 def test_gil_mode_checks_nothing(ft_python: str, guard_modules: Modules, cache: Path) -> None:
     result = run_guarded(ft_python, """
 import json, sys, legacy_a
