@@ -199,3 +199,10 @@ def nested(root: Path, depth: int) -> Iterator[Path]:
                 if not entry.is_dir(follow_symlinks=False):
                     os.unlink(entry.path)
             os.rmdir(folder)
+
+
+def console_script(name: str = "nogil-toolkit") -> str:
+    """The installed console script ``name``: beside this interpreter (a venv's bin), else on PATH."""
+    script = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+    assert script, f"the {name} console script is not installed"
+    return script

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import NOBODY, unprivileged
+from support import NOBODY, console_script, unprivileged
 
 from nogil_toolkit.config import ConfigError, load_config, parse_config, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
@@ -114,12 +112,6 @@ def test_syntax_error_has_the_parser_position() -> None:
 
 
 # --- hostile files: the same one line and exit 2 from every command that reads pyproject.toml ---
-
-def console_script(name: str) -> str:
-    script = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
-    assert script, f"the {name} console script is not installed"
-    return script
-
 
 def read_with_each_cli(project: Path, unprivileged_user: bool = False) -> list[subprocess.CompletedProcess[str]]:
     """``declare`` and ``nogil-check-env`` on ``project``, as real processes that must not hang."""

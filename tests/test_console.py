@@ -5,14 +5,18 @@ processes in ``tests/check_env/test_hostile_inputs.py``.)"""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 import pytest
 
 from nogil_toolkit.console import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, run_cli
+from support import console_script
 
 
 def wait_for_signal() -> None:
@@ -103,3 +107,28 @@ def test_other_files_errors_are_not_called_output_errors() -> None:
 
     with pytest.raises(OSError):
         main([])
+
+
+# --- the console scripts started with a standard stream closed ------------------------------
+
+def run_with_closed(stream: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``nogil-toolkit ARGS`` started with ``stream`` (``>&-`` or ``2>&-``) closed, as a shell does."""
+    return subprocess.run(["sh", "-c", f'exec "$0" "$@" {stream}', console_script(), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_closed_stdout_is_an_unwritable_output() -> None:
+    """Python gives a process started with fd 1 closed ``sys.stdout = None``: writing the report
+    is what fails, with the same line and status as ``> /dev/full``."""
+    result = run_with_closed(">&-", "--version")
+    assert (result.returncode, result.stderr) == (EXIT_USAGE, "error: cannot write the output (standard output "
+                                                              "is closed)\n")
+
+
+def test_closed_stderr_keeps_the_json_report_valid(tmp_path: Path) -> None:
+    """``print(file=None)`` writes to stdout: the error lines went into the JSON document."""
+    missing = tmp_path / "missing-1.0-py3-none-any.whl"
+    result = run_with_closed("2>&-", "wheel", "inspect", "--format", "json", str(missing))
+    assert result.returncode == EXIT_USAGE
+    assert [w["path"] for w in json.loads(result.stdout)["wheels"]] == [str(missing)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import stat
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import NOBODY, unprivileged
+from support import NOBODY, console_script, unprivileged
 
 from nogil_toolkit import pyproject_edit
 from nogil_toolkit.__main__ import main
@@ -653,13 +652,6 @@ def test_another_users_file_is_never_replaced(unprivileged_dir: Path, mode: int,
     result = declare_unprivileged(unprivileged_dir, "--force")
     assert (result.returncode, result.stderr) == (1, f"error: {message} ({path})\n")
     assert path.read_text(encoding="utf-8") == MODULES and path.stat().st_uid == 0
-
-
-def console_script() -> str:
-    script = Path(sys.executable).with_name("nogil-toolkit")
-    found = str(script) if script.exists() else shutil.which("nogil-toolkit")
-    assert found, "the nogil-toolkit console script is not installed"
-    return found
 
 
 def test_write_that_fails_midway_leaves_the_original_intact(tmp_path: Path) -> None:

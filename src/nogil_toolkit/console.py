@@ -126,18 +126,25 @@ class _OutputError(Exception):
 
 class _Output:
     """Stands for ``sys.stdout`` while a command runs, so that a failure to write its output
-    is told apart from the same ``OSError`` raised by a file the command itself handles."""
+    is told apart from the same ``OSError`` raised by a file the command itself handles.
 
-    def __init__(self, stream: TextIO) -> None:
+    ``None`` is a process started with its standard output closed (``>&-``): the command
+    runs, and fails as an unwritable output only if it has something to write."""
+
+    def __init__(self, stream: Optional[TextIO]) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        if self._stream is None:
+            raise _OutputError("standard output is closed")
         try:
             return self._stream.write(text)
         except OSError as exc:
             raise _OutputError(exc.strerror or str(exc)) from None
 
     def flush(self) -> None:
+        if self._stream is None:
+            return
         try:
             self._stream.flush()
         except OSError as exc:
@@ -174,15 +181,19 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
       and status 130 / 143, after ``finally`` blocks ran (no traceback);
     - an output that cannot be written (``| head -1``, ``> /dev/full``) ends it with one line
       and status 2; everything is flushed here, so no write is left for the interpreter's exit;
-    - paths that are not valid in the output's encoding are escaped, not a traceback.
+    - paths that are not valid in the output's encoding are escaped, not a traceback;
+    - a process started with stderr closed (``2>&-``) says nothing, rather than sending its
+      diagnostics (``print(file=None)``) into stdout, where they would corrupt a JSON report.
     """
 
     @functools.wraps(main)
     def entry(argv: Optional[Sequence[str]] = None) -> int:
+        real_stdout, real_stderr = sys.stdout, sys.stderr
+        if real_stderr is None:
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed when the command ends
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-        real_stdout = sys.stdout
         sys.stdout = _Output(real_stdout)  # type: ignore[assignment]
         interruptions = _Interruptions()
         try:
@@ -205,5 +216,8 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             return EXIT_USAGE
         finally:
             sys.stdout = real_stdout
+            if real_stderr is None:
+                sys.stderr.close()
+                sys.stderr = real_stderr
 
     return entry
