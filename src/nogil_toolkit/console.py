@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import sys
 
@@ -43,6 +44,18 @@ def use_colour(stream: TextIO) -> bool:
 
 def style(text: str, name: str, stream: TextIO) -> str:
     return f"\033[{_STYLES[name]}m{text}\033[0m" if use_colour(stream) else text
+
+
+# A control character (C0 but tab, DEL, C1), unless it starts one of the colour codes style() writes.
+_CONTROL = re.compile("(\033\\[(?:0|" + "|".join(_STYLES.values()) + ")m)|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters shown as ``\\x1b``-style escapes, but the colours
+    :func:`style` added. Report lines carry names read from files nobody vetted (distribution
+    metadata, file names, strings found in binaries): printed raw, an escape sequence among
+    them could clear the screen, retitle the terminal or draw a forged line of the report."""
+    return _CONTROL.sub(lambda match: match[1] or f"\\x{ord(match[0]):02x}", text)
 
 
 def plural(count: int, singular: str, plural_form: str = "") -> str:

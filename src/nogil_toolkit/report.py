@@ -17,7 +17,7 @@ from nogil_toolkit import __version__
 from nogil_toolkit.check import CheckResult, ExitCode, ModuleResult, Severity, Status
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.check_env import ScanStats
-from nogil_toolkit.console import plural, style
+from nogil_toolkit.console import plural, printable, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.target import TargetInterpreter
 
@@ -108,7 +108,7 @@ def _decided_by(module: ModuleResult) -> Optional[str]:
 def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats, stream: TextIO,
                verbose: bool = False) -> None:
     def out(line: str = "") -> None:
-        print(line, file=stream)
+        print(printable(line), file=stream)
 
     out(f"{style('nogil-check-env', 'bold', stream)}: {target.name} at {target.executable}")
     policy = f", policy from {result.policy_source}" if result.policy_source else ""

@@ -11,13 +11,18 @@ properties. A file name with a newline or a comma cannot then start a forged com
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal, Optional
 
 Kind = Literal["error", "warning", "notice"]
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def escape_data(text: str) -> str:
-    return _utf8(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """The three escapes of the format, then the other control characters as ``\\xNN`` (the
+    runner's log is a terminal: an escape sequence from a file name must not reach it)."""
+    escaped = _utf8(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", escaped)
 
 
 def escape_property(text: str) -> str:

@@ -250,3 +250,24 @@ def test_console_script(populated: Path, tmp_path: Path) -> None:
     result = subprocess.run([script, "--python", str(populated), "--no-project", "--cache-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "result: FAILED (exit 1)" in result.stdout
+
+
+def test_control_characters_read_from_files_are_escaped_in_the_reports(capsys: pytest.CaptureFixture[str],
+                                                                       populated: Path, clean: Path, ft_abi: tuple[str, str],
+                                                                       tmp_path: Path) -> None:
+    """Distribution metadata is whatever a wheel says: escape sequences in it must not reach the
+    terminal (clear the screen, retitle it, forge a line of the report) nor the CI log."""
+    folder = tmp_path / "hostile"
+    (folder / "pkg").mkdir(parents=True)
+    shutil.copy(site_packages(populated) / "efalse" / f"_claims{ft_abi[1]}", folder / "pkg")
+    info = folder / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\x1b]0;pwned\x07\nVersion: 1\x1b[2J\n")
+    (info / "RECORD").write_text(f"pkg/_claims{ft_abi[1]},,\n")
+    for output in ("text", "github"):
+        code, out, err = check(capsys, "--python", clean, "--path", folder, "--no-project", "--no-cache",
+                               "--format", output)
+        assert code == 1 and err == ""
+        assert "pkg._claims" in out
+        assert not any(c in out for c in "\x1b\x07"), out
+        assert "pkg\\x1b]0;pwned\\x07" in out
