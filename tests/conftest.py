@@ -15,15 +15,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import NOBODY, REPO, SAMPLES, build_wheel, freethreaded_python, make_venv, run  # noqa: E402
+from support import NOBODY, REPO, SAMPLES, build_wheel, freethreaded_python, make_venv, own_wheels, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Wheels of nogil-toolkit and nogil-setuptools, for isolated builds to find."""
     out = tmp_path_factory.mktemp("wheelhouse")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, REPO, REPO / "setuptools_plugin"])
-    return out
+    return own_wheels([REPO, REPO / "setuptools_plugin"], out)
 
 
 @pytest.fixture(scope="session")

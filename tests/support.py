@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -206,3 +207,28 @@ def console_script(name: str = "nogil-toolkit") -> str:
     script = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
     assert script, f"the {name} console script is not installed"
     return script
+
+
+_BUILD_ARTEFACTS = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "*.so")
+
+
+def own_wheels(projects: Sequence[Path], out: Path) -> Path:
+    """Wheels of this repository's distributions (``projects``: their folders in it), in ``out``.
+
+    They are built from a copy of the repository: setuptools builds in a project's own
+    ``build/``, which the session fixtures of two test workers (pytest-xdist) building at the
+    same moment would share ("File exists: build/bdist.../nogil_toolkit-0.1.0.dist-info")."""
+    copy = Path(tempfile.mkdtemp(prefix="sources-", dir=out.parent))
+    shutil.copytree(REPO, copy, ignore=_BUILD_ARTEFACTS, dirs_exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out,
+             *(copy / project.relative_to(REPO) for project in projects)])
+    finally:
+        shutil.rmtree(copy)
+    return out
+
+
+def build_plugins() -> list[Path]:
+    """The folders of the meson and CMake plugin distributions (``build_plugins/*``)."""
+    return sorted(p for p in (REPO / "build_plugins").iterdir() if (p / "pyproject.toml").exists())

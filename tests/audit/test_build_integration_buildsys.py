@@ -5,13 +5,12 @@ declared not-used and to the one declared used."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from build_integration_support import audited_project, line_of, pep517_build
-from support import REPO, SAMPLES, run
+from support import SAMPLES, build_plugins, own_wheels
 
 pytestmark = [pytest.mark.slow, pytest.mark.freethreaded]
 
@@ -23,9 +22,7 @@ RISKY_PYX = "\n\nfrom cpython.list cimport PyList_GetItem\n\ndef first(list valu
 @pytest.fixture(scope="module")
 def build_plugin_wheelhouse(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The toolkit's and the setuptools plugin's wheels, with nogil-meson and nogil-cmake."""
-    plugins = sorted(p for p in (REPO / "build_plugins").iterdir() if (p / "pyproject.toml").exists())
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheelhouse, *plugins])
-    return wheelhouse
+    return own_wheels(build_plugins(), wheelhouse)
 
 
 def audit_lines(output: str) -> list[str]:

@@ -3,23 +3,18 @@ toolkit's, and builds that keep their build directory so the generated shims can
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from buildsys_support import HOOKS, built_modules, cmake_hook_project, meson_hook_project, pip_wheel
 
-from support import REPO, SAMPLES, gil_python, make_venv, run
-
-BUILD_PLUGINS = REPO / "build_plugins"
+from support import SAMPLES, build_plugins, gil_python, make_venv, own_wheels, run
 
 
 @pytest.fixture(scope="session")
 def plugin_wheelhouse(wheelhouse: Path) -> Path:
     """The session's wheelhouse with nogil-meson and nogil-cmake added, for isolated builds."""
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheelhouse,
-         *sorted(p for p in BUILD_PLUGINS.iterdir() if (p / "pyproject.toml").exists())])
-    return wheelhouse
+    return own_wheels(build_plugins(), wheelhouse)
 
 
 @pytest.fixture(scope="session")
