@@ -42,6 +42,32 @@ def test_parallel_builds_link_each_extension_with_its_own_objects(plugin_venv: P
         assert out.stdout.strip() == "I am left | I am right", f"build {build + 1}: {out.stdout}"
 
 
+# Cython 0.29's Cython.Distutils.old_build_ext (PyYAML 6.0.1 builds on it) sets every option
+# straight into the instance's __dict__, past any property.
+OLD_STYLE_SETUP = """
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+class old_build_ext(build_ext):
+    def __setattr__(self, name, value):
+        self.__dict__[name] = value
+
+setup(cmdclass={"build_ext": old_build_ext})
+"""
+
+
+def test_a_build_ext_that_sets_attributes_into_its_dict(plugin_venv: Path, tmp_path: Path) -> None:
+    project = tmp_path / "twins"
+    shutil.copytree(SAMPLES / "twins", project)
+    run([plugin_venv, "-c", OLD_STYLE_SETUP, "build_ext", "--inplace"], cwd=project, env=clean_env())
+    out = run([plugin_venv, "-W", "error::RuntimeWarning", "-c",
+               "import sys, twins._left as l, twins._right as r; print(l.describe(), r.describe(), sys._is_gil_enabled())"],
+              cwd=project / "src", env=clean_env())
+    assert out.stdout.strip() == "I am left I am right False"
+    objects = [p.relative_to(project / "build").parts for p in (project / "build").rglob("common.o")]
+    assert sorted(parts[parts.index("nogil") + 1] for parts in objects) == ["twins._left", "twins._right"]
+
+
 def test_undeclared_extensions_keep_the_distutils_object_layout(plugin_venv: Path, tmp_path: Path) -> None:
     """The per-extension folders are for declared extensions: a build without a declaration
     stays exactly what setuptools alone does."""

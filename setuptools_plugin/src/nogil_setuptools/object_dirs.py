@@ -27,19 +27,19 @@ class PerExtensionBuildTemp:
 
     A data descriptor on the class takes precedence over the instance attribute that
     distutils and projects read and assign, so every existing ``self.build_temp`` goes
-    through here unchanged.
+    through here unchanged. The shared value stays where a plain attribute would be, in the
+    instance's ``__dict__``: a command whose ``__setattr__`` writes there directly (Cython
+    0.29's ``old_build_ext``, PyYAML's base) and one that assigns normally then agree.
     """
-
-    _nogil_shared_temp: Optional[str] = None
 
     @property
     def build_temp(self) -> Optional[str]:
         own = getattr(self._nogil_thread_state(), "build_temp", None)
-        return own if own is not None else self._nogil_shared_temp
+        return own if own is not None else self.__dict__.get("build_temp")
 
     @build_temp.setter
     def build_temp(self, value: Optional[str]) -> None:
-        self._nogil_shared_temp = value
+        self.__dict__["build_temp"] = value
 
     def _nogil_thread_state(self) -> threading.local:
         state = self.__dict__.get("_nogil_thread")
@@ -52,7 +52,7 @@ class PerExtensionBuildTemp:
     def nogil_own_build_temp(self, ext: Any) -> Iterator[str]:
         """While building ``ext`` in this thread, ``build_temp`` is the extension's own folder."""
         state = self._nogil_thread_state()
-        shared = self._nogil_shared_temp
+        shared = self.__dict__.get("build_temp")
         assert shared is not None, "build_temp is set by finalize_options before any extension is built"
         state.build_temp = os.path.join(shared, "nogil", ext.name)
         try:
