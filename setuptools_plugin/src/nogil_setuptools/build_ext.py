@@ -110,14 +110,16 @@ def _compile_shim(command: Any, ext: Any, plan: ShimPlan) -> tuple[str, str]:
     suffix and how to spell a macro, ``-D`` or ``/D``), the extension's macros with the
     rename, its include dirs and its ``extra_compile_args``, which carry a C++ standard for
     C++ extensions (hence a C++ shim there). Each extension gets its own object, named after
-    the module, so extensions sharing sources never share a shim."""
+    the module, so extensions sharing sources never share a shim. The object goes beside its
+    source, already in the extension's own ``build_temp``: an ``output_dir`` would be put in
+    front of the source's path again, doubling a path that Windows limits to 260 characters."""
     shim = write_shim(plan, Path(command.build_temp) / "nogil-shims", is_cplusplus(ext.sources, ext.language))
-    (shim_object,) = command.compiler.object_filenames([str(shim)], output_dir=command.build_temp)
+    (shim_object,) = command.compiler.object_filenames([str(shim)])
     if not command.force and os.path.exists(shim_object) and not _extension_outdated(command, ext, str(shim)):
         return shim_object, str(shim)
     macros = [*ext.define_macros, *((name,) for name in ext.undef_macros)]
     (shim_object,) = command.compiler.compile(
-        [str(shim)], output_dir=command.build_temp, macros=macros, include_dirs=ext.include_dirs,
+        [str(shim)], macros=macros, include_dirs=ext.include_dirs,
         debug=command.debug, extra_postargs=ext.extra_compile_args or [], depends=ext.depends)
     return shim_object, str(shim)
 
