@@ -103,6 +103,10 @@ def integrate_build_system(text: str, project_dir: Path) -> BuildIntegration:
     if backend == SCIKIT_BUILD_CORE_BACKEND:
         todo = () if _mentions(project_dir / "CMakeLists.txt", "nogil_declare") else (CMAKE_TODO,)
         return _edit(text, before, CMAKE_PLUGIN, None, todo)
+    if "backend-path" in build_system and has_requirement(requires, "setuptools"):
+        # An in-tree backend (frozenlist's, yarl's) that wraps setuptools.build_meta: the plugin
+        # hooks into setuptools itself, so being installed beside it is all it needs.
+        return _edit(text, before, SETUPTOOLS_PLUGIN, None, (_in_tree_todo(backend),))
     return BuildIntegration(text, supported=False, todo=(
         f'nogil-toolkit has no build integration for build-backend "{backend}"; [{BUILD_SYSTEM}] was left '
         "unchanged. Declare in the sources instead (Cython: freethreading_compatible=True; PyO3: "
@@ -189,6 +193,12 @@ def _check_meaning(expected: Mapping[str, Any], result: str) -> None:
         raise DeclareError(f"the edited text would not mean what was asked (tomlkit {tomlkit.__version__} laid "
                            f"[{BUILD_SYSTEM}] out unexpectedly); nothing was written. Please report this with "
                            "your pyproject.toml")
+
+
+def _in_tree_todo(backend: str) -> str:
+    return (f'build-backend "{backend}" is the project\'s own (backend-path); as {BUILD_SYSTEM}.requires names '
+            f"setuptools, it was taken to build through setuptools, where {SETUPTOOLS_PLUGIN} declares. Check a "
+            "built wheel with `nogil-toolkit wheel verify`.")
 
 
 def _meson_todo() -> str:

@@ -174,6 +174,25 @@ def test_an_unknown_backend_is_left_alone_with_advice(project: Path, capsys: pyt
     assert "#[pymodule(gil_used = false)]" in err
 
 
+def test_an_in_tree_backend_wrapping_setuptools_gets_the_plugin(project: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """frozenlist 1.4 and yarl 1.9 build through a backend of their own that wraps
+    setuptools.build_meta; the plugin works there once it is in the build requirements."""
+    original = ('[build-system]\nrequires = ["setuptools >= 47", "expandvars"]\n'
+                'build-backend = "pep517_backend.hooks"\nbackend-path = ["packaging"]\n')
+    code, text, _, err = declare(project, original, capsys=capsys)
+    assert code == 0
+    assert text == original.replace('"expandvars"]', '"expandvars", "nogil-setuptools"]')
+    assert err.splitlines() == ['added "nogil-setuptools" to build-system.requires',
+                                'to do: build-backend "pep517_backend.hooks" is the project\'s own (backend-path); as '
+                                "build-system.requires names setuptools, it was taken to build through setuptools, "
+                                "where nogil-setuptools declares. Check a built wheel with `nogil-toolkit wheel verify`."]
+    in_tree_other = original.replace("setuptools >= 47", "flit_core")
+    code, text, _, err = declare(project, in_tree_other, capsys=capsys)
+    assert (code, text) == (0, in_tree_other)
+    assert 'no build integration for build-backend "pep517_backend.hooks"' in err
+
+
 def test_dry_run_shows_every_change_and_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, text, out, err = declare(project, LEGACY, "--thread-safe", "true", "--dry-run", capsys=capsys)
     assert code == 0 and text == LEGACY
