@@ -46,16 +46,16 @@ def style(text: str, name: str, stream: TextIO) -> str:
     return f"\033[{_STYLES[name]}m{text}\033[0m" if use_colour(stream) else text
 
 
-# A control character (C0 but tab, DEL, C1), unless it starts one of the colour codes style() writes.
-_CONTROL = re.compile("(\033\\[(?:0|" + "|".join(_STYLES.values()) + ")m)|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
 
 def printable(text: str) -> str:
-    """``text`` with its control characters shown as ``\\x1b``-style escapes, but the colours
-    :func:`style` added. Report lines carry names read from files nobody vetted (distribution
-    metadata, file names, strings found in binaries): printed raw, an escape sequence among
-    them could clear the screen, retitle the terminal or draw a forged line of the report."""
-    return _CONTROL.sub(lambda match: match[1] or f"\\x{ord(match[0]):02x}", text)
+    """``text`` with its control characters escaped as Python writes them (``\\x1b``, ``\\n``,
+    ``\\t``). Lines of output carry names read from files nobody vetted (distribution metadata,
+    wheel members, file names, strings in binaries): printed raw, an escape sequence among them
+    could clear the screen, retitle the terminal or draw a forged line, and a newline would
+    split one line into two. Escape first, then :func:`style`: the colours are ours alone."""
+    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
 
 
 def plural(count: int, singular: str, plural_form: str = "") -> str:
@@ -65,15 +65,16 @@ def plural(count: int, singular: str, plural_form: str = "") -> str:
 
 def error(message: str, where: str | None = None) -> None:
     """``error: <what> (<where>)`` on stderr."""
-    suffix = f" ({where})" if where else ""
-    print(f"{style('error', 'red', sys.stderr)}: {message}{suffix}", file=sys.stderr)
+    suffix = f" ({printable(where)})" if where else ""
+    print(f"{style('error', 'red', sys.stderr)}: {printable(message)}{suffix}", file=sys.stderr)
 
 
 def warning(message: str) -> None:
-    print(f"{style('warning', 'yellow', sys.stderr)}: {message}", file=sys.stderr)
+    print(f"{style('warning', 'yellow', sys.stderr)}: {printable(message)}", file=sys.stderr)
 
 
 def info(message: str) -> None:
+    """A note on stderr, as written: notes may span lines (the build steps still to do)."""
     print(message, file=sys.stderr)
 
 

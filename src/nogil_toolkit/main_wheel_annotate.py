@@ -8,6 +8,7 @@ from typing import Any
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info
 from nogil_toolkit.wheel.annotate import AnnotateError, annotate
+from nogil_toolkit.console import printable
 from nogil_toolkit.wheel.reading import WheelError, read_wheel
 from nogil_toolkit.wheel.record import RECORD_NAME
 
@@ -41,34 +42,38 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = read_wheel(args.wheel)
     except WheelError as exc:
-        error(str(exc))
+        error(printable(str(exc)))
         return EXIT_USAGE
+    wheel = printable(args.wheel)
     output = None
     if args.wheel_dir:
         if os.path.exists(args.wheel_dir) and not os.path.isdir(args.wheel_dir):
-            error("exists and is not a directory", args.wheel_dir)
+            error("exists and is not a directory", printable(args.wheel_dir))
             return EXIT_USAGE
         try:
             os.makedirs(args.wheel_dir, exist_ok=True)
         except OSError as exc:
-            error(f"cannot create the output directory: {exc.strerror}", args.wheel_dir)
+            error(f"cannot create the output directory: {exc.strerror}", printable(args.wheel_dir))
             return EXIT_USAGE
         output = os.path.join(args.wheel_dir, os.path.basename(args.wheel))
     try:
         result = annotate(report, output)
     except AnnotateError as exc:
-        error(str(exc), args.wheel)
+        error(printable(str(exc)), wheel)
         return EXIT_FAILURE
+    except WheelError as exc:
+        error(printable(str(exc)))
+        return EXIT_USAGE
     except OSError as exc:
-        error(f"cannot write the annotated wheel: {exc}", output or args.wheel)
+        error(printable(f"cannot write the annotated wheel: {exc}"), printable(output or args.wheel))
         return EXIT_FAILURE
     if not result.changed:
-        info(f"{args.wheel}: the record is up to date, nothing written")
+        info(f"{wheel}: the record is up to date, nothing written")
         return EXIT_OK
     verb = "refreshed" if result.previous is not None else "added"
     counts = {}
     for declaration in result.record.modules.values():
         counts[declaration.value] = counts.get(declaration.value, 0) + 1
     summary = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
-    info(f"{result.output}: {verb} {RECORD_NAME} ({summary})")
+    info(f"{printable(result.output)}: {verb} {RECORD_NAME} ({summary})")
     return EXIT_OK

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, plural, style
-from nogil_toolkit.wheel.output import (Verified, wheel_json, write_findings, write_verify_github,
+from nogil_toolkit.wheel.output import (Verified, printable, wheel_json, write_findings, write_verify_github,
                                         write_verify_sarif, write_wheel_text)
 from nogil_toolkit.wheel.reading import WheelError, read_wheel
 from nogil_toolkit.wheel.verify import Severity, verify
@@ -64,7 +64,7 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
         try:
             wheel = read_wheel(path)
         except WheelError as exc:
-            error(str(exc))
+            error(printable(str(exc)))
             code = EXIT_USAGE
             documents.append({"path": path, "error": exc.reason, **({"ok": False} if check else {})})
             verified.append(Verified(path, unreadable=exc.reason))
@@ -85,7 +85,7 @@ def report(paths: Sequence[str], output_format: str, *, check: bool) -> int:
             write_wheel_text(wheel, sys.stdout)
         else:
             verdict = style("FAIL", "red", sys.stdout) if failed else style("ok", "green", sys.stdout)
-            print(f"{verdict}  {wheel.path} ({plural(len(wheel.extension_modules), 'extension module')})")
+            print(f"{verdict}  {printable(wheel.path)} ({plural(len(wheel.extension_modules), 'extension module')})")
             write_findings(findings, sys.stdout)
     if output_format == "json":
         json.dump({"schema_version": SCHEMA_VERSION, "wheels": documents}, sys.stdout, indent=2)

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, info, plural, style, warning
+from nogil_toolkit.console import printable
 from nogil_toolkit.wheel.select import (
     DropKind,
     ProjectChoice,
@@ -82,14 +83,14 @@ def run(args: argparse.Namespace) -> int:
         if not wheels:
             raise SelectError("no wheels found", ", ".join(args.wheels))
         for message in skipped:
-            warning(message)
+            warning(printable(message))
         selection = rank_wheels(wheels, query_target_tags(args.python), allow_prereleases=args.pre)
         if args.require_declared:
             selection = require_declared(selection)
         links = link_wheels([r.wheel for r in selection.chosen], args.link_dir, copy=args.copy) \
             if args.link_dir else []
     except SelectError as exc:
-        error(*exc.args)
+        error(*map(printable, exc.args))
         return EXIT_USAGE
 
     if args.format == "json":
@@ -98,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for ranked in selection.chosen:
-            print(ranked.wheel.path)
+            print(printable(ranked.wheel.path))
         _write_reasons(selection)
 
     unreadable = [r for p in selection.projects for r in p.rejected if r.kind is DropKind.UNREADABLE]
     for rejection in unreadable:
-        error(rejection.reason)
+        error(printable(rejection.reason))
     if selection.unsatisfied:
         error(f"no suitable wheel for {plural(len(selection.unsatisfied), 'project')}: "
               f"{', '.join(selection.unsatisfied)}")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_reasons(selection: Selection) -> None:
     """Per project with something dropped: what was chosen, then each dropped wheel and why."""
     target = selection.target
-    info(f"target: {target.name} ({target.executable}), {len(target.tags)} supported tags, most preferred "
+    info(f"target: {target.name} ({printable(target.executable)}), {len(target.tags)} supported tags, most preferred "
          f"{target.tags[0] if target.tags else 'none'}")
     for project in selection.projects:
         dropped = project.dropped(target)
@@ -125,9 +126,10 @@ def _write_reasons(selection: Selection) -> None:
 
 def _write_project(project: ProjectChoice, dropped: Sequence[Rejection]) -> None:
     stream = sys.stderr
-    chosen = f"chose {project.chosen.wheel.filename}" if project.chosen else style("no suitable wheel", "red", stream)
+    chosen = f"chose {printable(project.chosen.wheel.filename)}" if project.chosen else \
+        style("no suitable wheel", "red", stream)
     info(f"{style(project.project, 'bold', stream)}: {chosen}")
     for rejection in dropped:
-        info(f"  dropped {rejection.wheel.filename}: {rejection.reason}")
+        info(printable(f"  dropped {rejection.wheel.filename}: {rejection.reason}"))
         for problem in rejection.modules:
-            info(f"      {problem.module} ({problem.member}): {problem.detail}")
+            info(printable(f"      {problem.module} ({problem.member}): {problem.detail}"))

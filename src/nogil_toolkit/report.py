@@ -107,10 +107,11 @@ def _decided_by(module: ModuleResult) -> Optional[str]:
 
 def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats, stream: TextIO,
                verbose: bool = False) -> None:
-    def out(line: str = "") -> None:
-        print(printable(line), file=stream)
+    def out(line: str = "", head: Optional[tuple[str, str]] = None) -> None:
+        """One line: ``head`` (a word of ours and its colour) styled, then ``line`` escaped."""
+        print((style(*head, stream) if head else "") + printable(line), file=stream)
 
-    out(f"{style('nogil-check-env', 'bold', stream)}: {target.name} at {target.executable}")
+    out(f": {target.name} at {target.executable}", ("nogil-check-env", "bold"))
     policy = f", policy from {result.policy_source}" if result.policy_source else ""
     probes = ""
     if stats.probed or stats.probes_cached:
@@ -128,13 +129,13 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
         out()
         if status is Status.NEEDS_GIL and not target.free_threaded:
             headings = _GIL_TARGET_NEEDS_GIL
-        out(f"{style(label, colour, stream)}  {plural(len(members), 'module')} {headings[len(members) != 1]}:")
+        out(f"  {plural(len(members), 'module')} {headings[len(members) != 1]}:", (label, colour))
         _write_grouped(members, out)
 
     disagreements = [m for m in result.modules if m.probe_disagrees]
     if disagreements:
         out()
-        out(f"{style('FAIL', 'red', stream)}  the import probe contradicts the static verdict for:")
+        out("  the import probe contradicts the static verdict for:", ("FAIL", "red"))
         for m in disagreements:
             out(f"    {m.name}: static {m.inspection.verdict.value if m.inspection else '?'}, "
                 f"probe: {m.probe.summary if m.probe else '?'}")
@@ -148,8 +149,8 @@ def write_text(result: CheckResult, target: TargetInterpreter, stats: ScanStats,
     settled = f", {probed} of them settled by an import probe" if probed else ""
     out()
     declare = "declares it runs" if len(good) == 1 else "declare they run"
-    out(f"{style('OK', 'green', stream)}    {plural(len(good), 'module')} {where} "
-        f"{declare} without the GIL{settled}" + ("" if verbose or not good else " (--verbose lists them)"))
+    out(f"    {plural(len(good), 'module')} {where} {declare} without the GIL{settled}"
+        + ("" if verbose or not good else " (--verbose lists them)"), ("OK", "green"))
     if verbose and good:
         _write_grouped(good, out)
     helpers, shadowed = result.count(Status.NOT_A_MODULE), result.count(Status.SHADOWED)

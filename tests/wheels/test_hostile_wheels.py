@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import os
-import resource
+import re
 import signal
 import struct
 import subprocess
@@ -19,17 +19,18 @@ import sys
 import time
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jsonschema
 import pytest
 
 from nogil_toolkit.__main__ import main
 from nogil_toolkit.wheel.archive import BinaryBudget, MemberTooLarge, WheelArchive
-from support import run
+from nogil_toolkit.wheel.record import RECORD_NAME
+from support import NOBODY, run, unprivileged
 
 pytestmark = pytest.mark.freethreaded
 
@@ -49,6 +50,8 @@ class Member:
     deflated: bool = True
     sha256: Optional[str] = None
     """For RECORD; None: computed from ``data`` (only given for members built from chunks)."""
+    flag_bits: int = 0
+    """The general purpose flags of both headers (bit 0: encrypted)."""
 
     @classmethod
     def of(cls, name: str, data: bytes, deflated: bool = True) -> Member:
@@ -96,13 +99,13 @@ def raw_zip(path: Path, members: list[Member], declared_sizes: Optional[dict[str
             size = declared_sizes.get(member.name, member.size)
             method = 8 if member.deflated else 0
             extra = struct.pack("<HHQQ", 1, 16, size, len(member.raw))
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0x21, member.crc, 0xFFFFFFFF,
-                                  0xFFFFFFFF, len(name), len(extra)) + name + extra)
+            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, member.flag_bits, method, 0, 0x21, member.crc,
+                                  0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra)
             out.write(member.raw)
             extra = struct.pack("<HHQQQ", 1, 24, size, len(member.raw), offset)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0300 | 45, 45, 0, method, 0, 0x21,
-                                       member.crc, 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0,
-                                       0o644 << 16, 0xFFFFFFFF) + name + extra)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0300 | 45, 45, member.flag_bits, method,
+                                       0, 0x21, member.crc, 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0,
+                                       0, 0o644 << 16, 0xFFFFFFFF) + name + extra)
             offset = out.tell()
         directory = b"".join(central)
         out.write(directory)
@@ -116,20 +119,35 @@ def raw_zip(path: Path, members: list[Member], declared_sizes: Optional[dict[str
 
 def wheel(folder: Path, members: list[Member], *, name: str = "hostile", tag: str = "py3-none-any",
           record_extra: tuple[str, ...] = (), record_omit: tuple[str, ...] = (), record_bare: tuple[str, ...] = (),
+          metadata_extra: bytes = b"", damage: Optional[dict[str, Callable[[Member], Member]]] = None,
           **options: Any) -> Path:
-    """A wheel of ``members`` plus METADATA, WHEEL and a RECORD listing each member once with
-    hash and size, except: lines ``record_extra`` added, names ``record_omit`` left out and
-    names ``record_bare`` listed without hash and size."""
+    """A wheel of ``members`` plus METADATA (ending in ``metadata_extra``), WHEEL and a RECORD
+    listing each member once with hash and size, except: lines ``record_extra`` added, names
+    ``record_omit`` left out and names ``record_bare`` listed without hash and size. Members
+    named in ``damage`` are then replaced by what its function makes of them (RECORD unchanged)."""
     folder.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-1.0.dist-info"
-    metadata = [Member.of(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode()),
+    metadata = [Member.of(f"{dist_info}/METADATA",
+                          f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode() + metadata_extra),
                 Member.of(f"{dist_info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: "
                           f"{str(tag.endswith('any')).lower()}\nTag: {tag}\n".encode())]
     everything = members + metadata
     record = list(dict.fromkeys(f"{m.name},sha256={m.sha256},{m.size}" if m.name not in record_bare else f"{m.name},,"
                                 for m in everything if m.name not in record_omit)) + list(record_extra)
     record_member = Member.of(f"{dist_info}/RECORD", ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode())
-    return raw_zip(folder / f"{name}-1.0-{tag}.whl", [*everything, record_member], **options)
+    damage = damage or {}
+    archive = [damage[m.name](m) if m.name in damage else m for m in [*everything, record_member]]
+    return raw_zip(folder / f"{name}-1.0-{tag}.whl", archive, **options)
+
+
+def encrypted(member: Member) -> Member:
+    """``member`` with the zip "encrypted" flag set: zipfile, pip and installer need a password."""
+    return replace(member, flag_bits=member.flag_bits | 1)
+
+
+def corrupted(member: Member) -> Member:
+    """``member`` with data that is no deflate stream (its first block has the invalid type 3)."""
+    return replace(member, raw=b"\xff" * 16)
 
 
 def tool(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -366,3 +384,169 @@ def test_the_per_wheel_budget_stops_reading_after_the_total(ft_module: tuple[str
         with pytest.raises(MemberTooLarge, match="would pass the .* read at most from one wheel"):
             with archive.read_binary(second, budget):
                 pass
+
+
+# --- what zipfile, json and a terminal cannot take ------------------------------------------------
+
+def cli(*args: str | Path, user: bool = False) -> subprocess.CompletedProcess[str]:
+    """``nogil-toolkit wheel ARGS`` in a child (as the unprivileged user with ``user``), which
+    must end without a traceback whatever the input."""
+    command = [*CLI, "wheel", *map(str, args)]
+    result = run(unprivileged(command) if user else command, check=False, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error")]
+
+
+def spine_wheel(folder: Path, ft_module: tuple[str, bytes], ft_abi: tuple[str, str], *extra: Member,
+                **options: Any) -> Path:
+    """A wheel ``spine`` for the free-threaded interpreter: a real module declaring not-used, and ``extra``."""
+    name, data = ft_module
+    return wheel(folder, [Member.of("spine/__init__.py", b""), Member.of(name, data), *extra], name="spine",
+                 tag=f"{ft_abi[0][:-1]}-{ft_abi[0]}-linux_x86_64", **options)
+
+
+def test_a_deeply_nested_declaration_record_is_a_malformed_record(
+        ft_python: str, ft_module: tuple[str, bytes], ft_abi: tuple[str, str], tmp_path: Path) -> None:
+    """``[`` 100,000 times: json's decoder runs out of stack (RecursionError, not ValueError)."""
+    deep = spine_wheel(tmp_path, ft_module, ft_abi,
+                       Member.of(f"spine-1.0.dist-info/{RECORD_NAME}", b"[" * 100_000 + b"]" * 100_000))
+    result = cli("inspect", deep)
+    assert result.returncode == 0 and result.stderr == ""
+    assert f"  record: unreadable ({RECORD_NAME} is nested too deeply to be read" in result.stdout
+    document = json.loads(cli("inspect", "--format", "json", deep).stdout)
+    assert document["wheels"][0]["record_error"].startswith(f"{RECORD_NAME} is nested too deeply")
+    result = cli("verify", deep)
+    assert result.returncode == 1 and result.stderr == ""
+    assert [line for line in result.stdout.splitlines() if "error" in line] == [
+        f"  error [record] {RECORD_NAME} is nested too deeply to be read as JSON"]
+    result = cli("select", "--python", ft_python, "--require-declared", deep)
+    assert result.returncode == 0 and result.stdout == f"{deep}\n" and error_lines(result) == []
+    result = cli("annotate", deep, "-w", tmp_path / "out")  # replaced like any malformed record
+    assert result.returncode == 0 and error_lines(result) == []
+
+
+DAMAGES = {"encrypted": (encrypted, "is encrypted"), "corrupt": (corrupted, "cannot be read")}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("member", ["binary", "METADATA", "RECORD", RECORD_NAME])
+def test_encrypted_or_corrupt_members_are_one_error_naming_the_member(
+        ft_python: str, ft_module: tuple[str, bytes], ft_abi: tuple[str, str], tmp_path: Path, damage: str,
+        member: str) -> None:
+    """pip cannot install an encrypted member either; a corrupt one fails in zlib."""
+    name = ft_module[0] if member == "binary" else f"spine-1.0.dist-info/{member}"
+    alter, phrase = DAMAGES[damage]
+    record = Member.of(f"spine-1.0.dist-info/{RECORD_NAME}", b'{"schema_version": 1, "modules": {}}')
+    hostile = spine_wheel(tmp_path / "in", ft_module, ft_abi, record, damage={name: alter})
+    original = hostile.read_bytes()
+    for command in ("inspect", "verify", "annotate"):
+        result = cli(command, hostile)
+        assert result.returncode == 2 and result.stdout == "", (command, result.stdout)
+        assert result.stderr.startswith(f"error: {hostile}: ") and result.stderr.count("\n") == 1, result.stderr
+        assert f"{name!r} {phrase}" in result.stderr, result.stderr
+    document = json.loads(cli("verify", "--format", "json", hostile).stdout)
+    assert f"{name!r} {phrase}" in document["wheels"][0]["error"]
+    assert hostile.read_bytes() == original and [p.name for p in hostile.parent.iterdir()] == [hostile.name]
+    pure = wheel(tmp_path / "pure", [Member.of("spine/__init__.py", b"")], name="spine")
+    result = cli("select", "--python", ft_python, "--require-declared", hostile, pure)
+    assert result.returncode == 2 and result.stdout == f"{pure}\n"
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {hostile}: ") and f"{name!r} {phrase}" in line, result.stderr
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_annotate_stops_at_a_member_it_cannot_copy_and_leaves_nothing(
+        ft_module: tuple[str, bytes], ft_abi: tuple[str, str], tmp_path: Path, damage: str) -> None:
+    """A member that only annotate reads (it copies every member), in place and into a folder."""
+    alter, phrase = DAMAGES[damage]
+    hostile = spine_wheel(tmp_path / "in", ft_module, ft_abi, Member.of("spine/data.py", b"x = 1\n" * 100),
+                          damage={"spine/data.py": alter})
+    original = hostile.read_bytes()
+    for extra in ([], ["-w", tmp_path / "out"]):
+        result = cli("annotate", hostile, *extra)
+        assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: {hostile}: ") and f"'spine/data.py' {phrase}" in result.stderr
+        assert hostile.read_bytes() == original and [p.name for p in hostile.parent.iterdir()] == [hostile.name]
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_metadata_and_records_that_are_not_utf8_are_named(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    latin = wheel(tmp_path / "metadata", [Member.of("hostile/__init__.py", b"")], metadata_extra=b"Summary: \xff\n")
+    for command in ("inspect", "verify", "annotate"):
+        result = cli(command, latin)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: {latin}: hostile-1.0.dist-info/METADATA is not UTF-8 (")
+    binary = wheel(tmp_path / "record", [Member.of(f"hostile-1.0.dist-info/{RECORD_NAME}", b"\xff\xfe{}")])
+    result = cli("inspect", binary)
+    assert result.returncode == 0 and f"  record: unreadable ({RECORD_NAME} is not UTF-8 (" in result.stdout
+    result = cli("verify", binary)
+    assert result.returncode == 1 and result.stderr == ""
+    assert [line for line in result.stdout.splitlines() if "error" in line] == [
+        f"  error [record] {RECORD_NAME} is not UTF-8 ('utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte)"]
+
+
+CONTROLS = "\x1b]0;owned\x07\x1b[2J\x9b31m\x00\t"
+
+
+def test_control_characters_from_a_wheel_never_reach_the_terminal(tmp_path: Path) -> None:
+    """ESC, OSC, CSI (C1 too) and NUL in the classifier, the record and the path are shown escaped."""
+    classifier = f"Programming Language :: Python :: Free Threading :: 2 - Beta{CONTROLS}"
+    record = json.dumps({"schema_version": 1, "generator": f"gen{CONTROLS}",
+                         "modules": {f"ghost{CONTROLS}\n": "used"}})
+    hostile = wheel(tmp_path / "dir\x1b[31m", [Member.of(f"hostile-1.0.dist-info/{RECORD_NAME}", record.encode())],
+                    metadata_extra=f"Classifier: {classifier}\n".encode())
+    shown = CONTROLS.encode("unicode_escape").decode("ascii")
+    inspected, verified = cli("inspect", hostile), cli("verify", hostile)
+    assert inspected.returncode == 0 and verified.returncode == 1
+    for result in (inspected, verified):
+        text = result.stdout + result.stderr
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", text), repr(text)
+    assert f"  classifier: Programming Language :: Python :: Free Threading :: 2 - Beta{shown}\n" in inspected.stdout
+    assert f", by gen{shown}\n" in inspected.stdout and "dir\\x1b[31m" in inspected.stdout
+    assert f"  error [record] {RECORD_NAME} lists ghost{shown}\\n, but the wheel has no such extension module\n" \
+        in verified.stdout
+    document = json.loads(cli("inspect", "--format", "json", hostile).stdout)
+    assert document["wheels"][0]["free_threading_classifier"] == classifier  # JSON keeps the exact text
+
+
+# --- select: folders and link directories it cannot use --------------------------------------------
+
+def test_select_skips_a_symlink_loop_in_a_folder(tmp_path: Path) -> None:
+    ok = wheel(tmp_path, [Member.of("hostile/__init__.py", b"")])
+    loop = tmp_path / "loop-1.0-py3-none-any.whl"
+    loop.symlink_to(loop.name)
+    result = cli("select", "--python", sys.executable, tmp_path)
+    assert result.returncode == 0 and result.stdout == f"{ok}\n" and error_lines(result) == []
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning")] == [
+        f"warning: {loop}: skipped, cannot be read (Too many levels of symbolic links)"]
+
+
+def test_select_with_a_link_dir_under_a_file_is_one_error(tmp_path: Path) -> None:
+    ok = wheel(tmp_path / "in", [Member.of("hostile/__init__.py", b"")])
+    (tmp_path / "file").write_text("")
+    for format in ("list", "json"):
+        result = cli("select", "--python", sys.executable, "--format", format, "--link-dir", tmp_path / "file/sub", ok)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr == f"error: cannot place the chosen wheels there: Not a directory ({tmp_path}/file/sub)\n"
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_select_with_a_link_dir_it_may_not_write_is_one_error(unprivileged_dir: Path, copy: bool) -> None:
+    ok = wheel(unprivileged_dir / "in", [Member.of("hostile/__init__.py", b"")])
+    locked = unprivileged_dir / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:
+        os.chown(locked, NOBODY, NOBODY)
+    os.chmod(ok, 0o644)
+    result = cli("select", "--python", sys.executable, "--link-dir", locked, *(["--copy"] if copy else []), ok,
+                 user=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: cannot place the chosen wheels there: Permission denied ({locked})\n"
+    assert list(locked.iterdir()) == []

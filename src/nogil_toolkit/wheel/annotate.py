@@ -11,7 +11,9 @@ damaged wheel is refused rather than re-hashed into a valid one), with the recor
 where it was or added just before ``RECORD``, and ``RECORD``, where it was, changed in that
 one line. The new wheel is staged in a temporary file beside the target that then replaces it;
 the staging file is removed whatever ends the run (an error, Ctrl-C, ``SystemExit``), so an
-interrupted run leaves the original wheel in place and nothing else.
+interrupted run leaves the original wheel in place and nothing else. A member found damaged on
+the way (only the copy reads every member) makes the wheel unreadable: ``WheelError``, as if
+``read_wheel`` had found it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Iterable, Optional
 
 from nogil_toolkit.inspect import Verdict
 from nogil_toolkit.wheel.archive import ArchiveError, WheelArchive
-from nogil_toolkit.wheel.reading import WheelReport
+from nogil_toolkit.wheel.reading import WheelError, WheelReport
 from nogil_toolkit.wheel.record import RECORD_NAME, DeclarationRecord
 
 
@@ -55,7 +57,8 @@ def record_from_binaries(report: WheelReport) -> DeclarationRecord:
 
 
 def annotate(report: WheelReport, output: Optional[str] = None) -> AnnotateResult:
-    """Write ``report``'s wheel with a fresh record to ``output`` (default: in place)."""
+    """Write ``report``'s wheel with a fresh record to ``output`` (default: in place); raises
+    ``AnnotateError`` (refused), ``WheelError`` (a damaged member) or ``OSError`` (writing)."""
     if not report.extension_modules:
         raise AnnotateError("the wheel has no extension modules: there is nothing to declare")
     record = record_from_binaries(report)
@@ -100,8 +103,10 @@ def _rewrite(report: WheelReport, record: DeclarationRecord, target: str) -> Non
         # A new file gets the permissions of the wheel it replaces, or of the wheel it copies.
         os.chmod(staged, os.stat(target if os.path.exists(target) else report.path).st_mode & 0o7777)
         os.replace(staged, target)
-    except (ArchiveError, zipfile.BadZipFile) as exc:
-        raise AnnotateError(f"the wheel cannot be copied: {exc}") from None
+    except ArchiveError as exc:
+        raise WheelError(report.path, str(exc)) from None
+    except zipfile.BadZipFile as exc:  # the wheel changed since it was read
+        raise WheelError(report.path, f"not a valid zip archive ({exc})") from None
     finally:
         if os.path.lexists(staged):
             os.unlink(staged)

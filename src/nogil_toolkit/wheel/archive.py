@@ -12,13 +12,18 @@ refuse (checked against pip 25 and pypa/installer; the sources are named in each
   copy as "not mentioned in RECORD", the first having used up the name);
 - a file the ``RECORD`` does not list with hash and size (installer's ``validate_record``),
   and a ``RECORD`` line for a file the wheel does not contain: ``RECORD`` is the wheel's
-  inventory, so either way it and the archive disagree.
+  inventory, so either way it and the archive disagree;
+- a member stored encrypted (zip flag bit 0): pip and installer read members with ``zipfile``,
+  which asks for a password nobody gives, so neither can install the wheel. This is checked
+  first, as even ``RECORD`` may be encrypted.
 
 Members are then read within fixed budgets, so that a few megabytes of zip cannot cost gigabytes
 of memory or minutes of time. The size a member declares is checked before it is opened, and
 the bytes actually produced are counted while it is read (``zipfile`` stops at the declared
 size, but the count does not rely on that). A binary is streamed through a temporary file and
-mapped, as installed files are, so memory stays at one chunk whatever its size.
+mapped, as installed files are, so memory stays at one chunk whatever its size. A member whose
+data ``zipfile`` or its decompressor cannot read (corrupt deflate, an unknown method) is an
+``ArchiveError`` naming it.
 """
 
 from __future__ import annotations
@@ -34,9 +39,16 @@ import os
 import stat
 import tempfile
 import zipfile
-from typing import Iterator, Optional, Sequence, Union
+import zlib
+from typing import IO, Iterator, Optional, Sequence, Union
 
 from nogil_toolkit.console import plural
+
+try:
+    import lzma
+    _LZMA_ERRORS: tuple[type[Exception], ...] = (lzma.LZMAError,)
+except ImportError:  # a Python built without lzma: zipfile refuses such members (RuntimeError)
+    _LZMA_ERRORS = ()
 
 MAX_BINARY_SIZE = 1 << 30
 """Largest extension binary read (1 GiB, uncompressed): about twice the largest modules known
@@ -48,6 +60,13 @@ MAX_METADATA_SIZE = 64 << 20
 _IN_MEMORY = 32 << 20
 """Binaries up to this size are kept in memory; larger ones go through a temporary file."""
 _CHUNK = 1 << 20
+_ENCRYPTED = 0x1
+"""The zip general purpose flag of an encrypted member."""
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, *_LZMA_ERRORS, OSError, EOFError, NotImplementedError,
+                  RuntimeError)
+"""What opening or reading a damaged member raises: a bad local header or CRC (``BadZipFile``),
+corrupt deflate, LZMA or bzip2 data (``OSError``) cut short (``EOFError``), a compression method
+``zipfile`` lacks (``NotImplementedError``, or ``RuntimeError`` for a module missing here)."""
 
 
 class ArchiveError(Exception):
@@ -62,7 +81,8 @@ class WheelArchive:
     """An open wheel whose layout installers would accept; members are read within budgets,
     each checked against its ``RECORD`` hash when read to the end.
 
-    Raises ``ArchiveError`` (rules, hashes, budgets), ``OSError`` and ``zipfile.BadZipFile``.
+    Raises ``ArchiveError`` (rules, hashes, budgets, damaged members), and ``OSError`` and
+    ``zipfile.BadZipFile`` when the archive itself cannot be opened.
     """
 
     def __init__(self, path: str) -> None:
@@ -70,6 +90,7 @@ class WheelArchive:
         self._zip = zipfile.ZipFile(path)
         try:
             self.infos = self._zip.infolist()
+            _refuse(_encrypted_members(self.infos))
             self.dist_info = self._dist_info(os.path.basename(path))
             self.record_path = f"{self.dist_info}/RECORD"
             self._hashes: dict[str, tuple[str, bytes]] = {}
@@ -79,9 +100,7 @@ class WheelArchive:
                 hashes = _record_hashes(record_text)
             except (UnicodeDecodeError, csv.Error) as exc:
                 raise ArchiveError(f"{self.record_path} is not UTF-8 CSV ({exc})") from None
-            if problems:
-                more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
-                raise ArchiveError(f"installers refuse this wheel: {'; '.join(problems[:5])}{more}")
+            _refuse(problems)
             self._hashes = hashes
             self.record_rows = [row for row in csv.reader(io.StringIO(record_text)) if row]
             """``RECORD`` as rows, in its order (for rewriting it with one line changed)."""
@@ -159,10 +178,10 @@ class WheelArchive:
             raise MemberTooLarge(f"{_size(info.file_size)} uncompressed, over the {_size(limit)} limit, so not read")
         expected = self._hashes.get(info.filename)
         digest = hashlib.new(expected[0]) if expected else None
-        with self._zip.open(info) as stream:
+        with self._open(info) as stream:
             def chunks() -> Iterator[bytes]:
                 produced = 0
-                while chunk := stream.read(_CHUNK):
+                while chunk := _read_chunk(stream, info):
                     produced += len(chunk)
                     if produced > limit:
                         raise MemberTooLarge(f"decompresses to more than {_size(limit)}, though it declares "
@@ -174,6 +193,24 @@ class WheelArchive:
                     raise ArchiveError(f"hash mismatch for {info.filename!r}: its bytes are not those RECORD "
                                        "lists (the wheel was altered or damaged)")
             yield chunks()
+
+    def _open(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        try:
+            return self._zip.open(info)
+        except _MEMBER_ERRORS as exc:
+            raise _unreadable(info, exc) from None
+
+
+def _read_chunk(stream: IO[bytes], info: zipfile.ZipInfo) -> bytes:
+    """The next chunk of member ``info`` (empty at its end)."""
+    try:
+        return stream.read(_CHUNK)
+    except _MEMBER_ERRORS as exc:
+        raise _unreadable(info, exc) from None
+
+
+def _unreadable(info: zipfile.ZipInfo, exc: Exception) -> ArchiveError:
+    return ArchiveError(f"member {info.filename!r} cannot be read ({str(exc) or type(exc).__name__})")
 
 
 class BinaryBudget:
@@ -211,6 +248,19 @@ def member_escapes(name: str) -> bool:
         return True
     normal = ntpath.normpath(name)
     return normal == ".." or normal.startswith("..\\")
+
+
+def _encrypted_members(infos: Sequence[zipfile.ZipInfo]) -> list[str]:
+    """One phrase per encrypted member (empty: none)."""
+    return [f"member {info.filename!r} is encrypted, which installers cannot read"
+            for info in infos if info.flag_bits & _ENCRYPTED]
+
+
+def _refuse(problems: Sequence[str]) -> None:
+    """Raise ``ArchiveError`` listing the first five of ``problems``, if there are any."""
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ArchiveError(f"installers refuse this wheel: {'; '.join(problems[:5])}{more}")
 
 
 def installer_problems(infos: Sequence[zipfile.ZipInfo], record_text: str, record_path: str) -> list[str]:

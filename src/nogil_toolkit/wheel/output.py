@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence, TextIO
 
-from nogil_toolkit.console import plural, style
+from nogil_toolkit.console import plural, printable, style
 from nogil_toolkit.serialize import inspection_to_json
 from nogil_toolkit.wheel.reading import WheelReport
 from nogil_toolkit.wheel.record import RECORD_NAME
@@ -55,9 +55,9 @@ def wheel_json(report: WheelReport, findings: Sequence[Finding] | None = None) -
 
 def write_wheel_text(report: WheelReport, stream: TextIO) -> None:
     def out(line: str = "") -> None:
-        print(line, file=stream)
+        print(printable(line), file=stream)
 
-    out(style(report.path, "bold", stream))
+    print(style(printable(report.path), "bold", stream), file=stream)
     out(f"  project {report.name} {report.version}; tags {', '.join(sorted(str(t) for t in report.tags))}")
     out(f"  classifier: {report.free_threading_classifier or 'no Free Threading classifier'}")
     if report.record_error:
@@ -85,7 +85,7 @@ def write_findings(findings: Sequence[Finding], stream: TextIO) -> None:
     for finding in findings:
         label = style("error", "red", stream) if finding.severity is Severity.ERROR else style("warning", "yellow",
                                                                                                  stream)
-        print(f"  {label} [{finding.claim}] {finding.message}", file=stream)
+        print(f"  {label} [{finding.claim}] {printable(finding.message)}", file=stream)
 
 
 def finding_member(report: WheelReport, finding: Finding) -> Optional[str]:

@@ -93,7 +93,8 @@ def read_wheel(path: str | os.PathLike[str]) -> WheelReport:
     except ArchiveError as exc:
         raise WheelError(path, str(exc)) from None
     except (OSError, EOFError, zipfile.LargeZipFile, ValueError, NotImplementedError) as exc:
-        # NotImplementedError: a compression method or encryption zipfile cannot read.
+        # A member that cannot be read is an ArchiveError naming it; these are about the file
+        # itself (EIO, EACCES) or its directory, as zipfile finds them when it opens the archive.
         raise WheelError(path, f"cannot be read ({exc})") from None
 
 
@@ -104,9 +105,11 @@ def _read(wheel: WheelArchive, path: str, name: str, version: str, tags: frozens
     record, record_error = None, None
     if wheel.has(f"{dist_info}/{RECORD_NAME}"):
         try:
-            record = DeclarationRecord.from_text(wheel.read_metadata(f"{dist_info}/{RECORD_NAME}").decode("utf-8"))
-        except (RecordError, UnicodeDecodeError, MemberTooLarge) as exc:
+            record = DeclarationRecord.from_bytes(wheel.read_metadata(f"{dist_info}/{RECORD_NAME}"))
+        except RecordError as exc:
             record_error = str(exc)
+        except MemberTooLarge as exc:
+            record_error = f"{RECORD_NAME}: {exc}"
     budget = BinaryBudget()
     # Which CPython versions the tags admit decides whether PEP 793 export hooks count (3.15+).
     pythons = inspection_versions(tags)
@@ -144,6 +147,8 @@ def _headers(wheel: WheelArchive, member: str) -> Message:
         raise ArchiveError(f"has no {member}") from None
     except MemberTooLarge as exc:
         raise ArchiveError(f"{member}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{member} is not UTF-8 ({exc})") from None
     return HeaderParser().parsestr(text)
 
 

@@ -50,11 +50,23 @@ class DeclarationRecord:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
+    def from_bytes(cls, data: bytes) -> DeclarationRecord:
+        """The record as stored in a wheel, whose bytes are untrusted (not even UTF-8 for sure)."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordError(f"{RECORD_NAME} is not UTF-8 ({exc})") from None
+        return cls.from_text(text)
+
+    @classmethod
     def from_text(cls, text: str) -> DeclarationRecord:
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise RecordError(f"{RECORD_NAME} is not valid JSON: {exc}") from None
+        except RecursionError:
+            # json's decoder recurses once per nesting level: "[" * 100000 exhausts the stack.
+            raise RecordError(f"{RECORD_NAME} is nested too deeply to be read as JSON") from None
         return cls.from_json(data)
 
     @classmethod

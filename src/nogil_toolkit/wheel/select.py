@@ -204,10 +204,13 @@ def collect_wheels(arguments: Iterable[str]) -> tuple[list[WheelCandidate], list
 
     for argument in arguments:
         if os.path.isdir(argument):
-            for entry in sorted(os.scandir(argument), key=lambda e: e.name):
-                if not entry.name.endswith(".whl"):
+            for entry in _wheel_entries(argument):
+                try:
+                    regular = entry.is_file()
+                except OSError as exc:  # a symlink loop (ELOOP): pip's --find-links skips it too
+                    warnings.append(f"{entry.path}: skipped, cannot be read ({exc.strerror})")
                     continue
-                if entry.is_file():
+                if regular:
                     add(entry.path, named=False)
                 else:  # a FIFO would block whoever opens it; pip's --find-links skips it too
                     warnings.append(f"{entry.path}: skipped, not a regular file")
@@ -218,6 +221,15 @@ def collect_wheels(arguments: Iterable[str]) -> tuple[list[WheelCandidate], list
         else:
             raise SelectError("no such file or directory", argument)
     return list(candidates.values()), warnings
+
+
+def _wheel_entries(folder: str) -> list[os.DirEntry[str]]:
+    """The ``*.whl`` entries directly in ``folder``, by name; ``SelectError`` if it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e for e in entries if e.name.endswith(".whl")), key=lambda e: e.name)
+    except OSError as exc:
+        raise SelectError(f"cannot list the directory: {exc.strerror}", folder) from None
 
 
 def query_target_tags(python: str, timeout: float = 60) -> TargetTags:
@@ -396,16 +408,25 @@ def link_wheels(wheels: Sequence[WheelCandidate], directory: str, *, copy: bool 
     Each wheel is symlinked (absolute target) or copied. Any other ``*.whl`` already there is
     refused, because pip would consider it too and might install it instead. Entries of the
     same name are replaced atomically, so running the same selection again is harmless; an entry
-    that already is the wheel (the directory is where the wheel lives) is left alone.
+    that already is the wheel (the directory is where the wheel lives) is left alone. A directory
+    that cannot be made or written (under a file, not ours) is a ``SelectError`` naming it.
     """
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise SelectError("exists and is not a directory", directory)
     names = {wheel.filename for wheel in wheels}
-    strangers = sorted(e.name for e in os.scandir(directory) if e.name.endswith(".whl") and e.name not in names) \
+    strangers = [e.name for e in _wheel_entries(directory) if e.name not in names] \
         if os.path.isdir(directory) else []
     if strangers:
         raise SelectError(f"already holds other wheels that pip --find-links would also consider: "
                           f"{', '.join(strangers)}; use a new or empty directory", directory)
+    try:
+        return _fill(directory, wheels, copy)
+    except OSError as exc:
+        raise SelectError(f"cannot place the chosen wheels there: {exc.strerror or exc}", directory) from None
+
+
+def _fill(directory: str, wheels: Sequence[WheelCandidate], copy: bool) -> list[str]:
+    """Link or copy each of ``wheels`` into ``directory``, made if need be; returns the entries."""
     os.makedirs(directory, exist_ok=True)
     entries = []
     for wheel in wheels:
