@@ -8,6 +8,11 @@ target's facts, the environment's scan and which distribution owns which file ar
 each with the identity of what it was read from. The whole cache is dropped when the
 toolkit's version changes (inspection rules may have changed with it). Writes are atomic: a
 crashed or concurrent run leaves either the old cache or the new one, never half of one.
+
+The cache directory is not trusted more than any other input: a cache file that is not a regular
+file of sane size and depth (a FIFO, a link to ``/dev/zero``, ``[[[...``) reads as an empty
+cache, and only a regular file (or nothing) is ever replaced, so a FIFO, a device node or a
+symlink someone put at its name stays as it is; the check then just runs uncached.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -25,6 +31,8 @@ from nogil_toolkit.inspect.verdict import ModuleInspection
 from nogil_toolkit.probe import ProbeResult
 from nogil_toolkit.serialize import (extension_file_from_json, extension_file_to_json, inspection_from_json,
                                      inspection_to_json, probe_from_json, probe_to_json)
+from nogil_toolkit.regular_file import read_regular
+from nogil_toolkit.verdict_index import MAX_CACHE_FILE_SIZE, identity, read, render
 
 FORMAT = 1
 
@@ -59,9 +67,13 @@ class CheckCache:
             self._data = loaded
 
     def _read(self) -> Optional[dict[str, Any]]:
+        """The cache file's content if it is a cache of this toolkit; None for anything else."""
+        data = read_regular(str(self.path), MAX_CACHE_FILE_SIZE)
+        if data is None:
+            return None
         try:
-            loaded = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
+            loaded = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json.loads goes
             return None
         if isinstance(loaded, dict) and loaded.get("format") == FORMAT and loaded.get("toolkit") == __version__ \
                 and isinstance(loaded.get("files"), dict):
@@ -146,7 +158,8 @@ class CheckCache:
         """Best effort: a read-only cache directory must never fail the check.
 
         Writes the cache file if something changed, then the index derived from it if that is
-        not the index of the cache file as it now is (another writer, an older toolkit)."""
+        not the index of the cache file as it now is (another writer, an older toolkit). Writes
+        neither where something other than a regular file has their name."""
         if not self._changed:
             if not self._index_current():
                 self._write_index(self._read() or self._data)
@@ -167,6 +180,8 @@ class CheckCache:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not _replaceable(self.path):
+                return
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
         except OSError:
             return
@@ -182,21 +197,22 @@ class CheckCache:
         self._write_index(self._data)
 
     def _index_current(self) -> bool:
-        from nogil_toolkit.verdict_index import identity, read
-
         try:
-            return read(str(self.index_path), identity(os.stat(self.path))) is not None
+            status = os.stat(self.path)
         except OSError:
             return True  # no cache file: no index to make
+        if not stat.S_ISREG(status.st_mode):
+            return True  # nor for what is no cache file: an index is derived from one
+        return read(str(self.index_path), identity(status)) is not None
 
     def _write_index(self, data: dict[str, Any]) -> None:
         """The index of ``data``, stamped with the identity of the cache file it was read from
         or written to (it is that file's now): atomically, best effort."""
         import tempfile
 
-        from nogil_toolkit.verdict_index import identity, render
-
         try:
+            if not _replaceable(self.index_path):
+                return
             text = render(data["files"], identity(os.stat(self.path)))
             fd, temp = tempfile.mkstemp(prefix=".check-env-", dir=self.path.parent)
         except OSError:
@@ -208,3 +224,12 @@ class CheckCache:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _replaceable(path: Path) -> bool:
+    """Nothing or a regular file is at ``path``: renaming over anything else (a FIFO, a device
+    node, a symlink, a folder) would throw away what someone deliberately put there."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True

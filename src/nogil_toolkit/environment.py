@@ -19,9 +19,11 @@ import stat
 from typing import Any, Iterator, NamedTuple, Optional
 
 from nogil_toolkit.abi import AbiStatus, ExtensionName, classify, dotted_module_name, is_extension_file, is_identifier
+from nogil_toolkit.regular_file import read_regular
 from nogil_toolkit.target import TargetInterpreter
 
 _SKIPPED_DIRS = ("__pycache__",)
+_MAX_METADATA_SIZE = 64 * 1024 * 1024
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
 _OWNED_LINE = re.compile(r"(\.so|\.pyd|\.pth|__editable__[^,]*)(,|$)")
 
@@ -149,24 +151,10 @@ def _folder_identity(entry: "os.DirEntry[str]") -> tuple[int, int]:
     return _identity(status)
 
 
-def _read_regular(path: str) -> Optional[bytes]:
-    """The content of ``path`` if it is a regular file, else None (missing, unreadable, a
-    folder, a FIFO, a device). Opening never blocks: ``O_NONBLOCK`` makes the open of a FIFO
-    return at once, and its type is checked before anything is read."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return None
-    try:
-        with open(fd, "rb", closefd=False) as stream:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return stream.read()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+def _read_small(path: str) -> Optional[bytes]:
+    """A metadata file, ``.pth`` file or editable finder, if it is a regular file (see
+    :mod:`nogil_toolkit.regular_file`) of a sane size: the largest real RECORD is a few MB."""
+    return read_regular(path, _MAX_METADATA_SIZE)
 
 
 def _mark_shadowed(found: list[ExtensionFile], target: TargetInterpreter) -> list[ExtensionFile]:
@@ -262,7 +250,7 @@ def _normalized(name: str) -> str:
 def _read_text(info: str, name: str) -> Optional[str]:
     """A metadata file as text. Bytes that are not UTF-8 survive as surrogates, so that a
     RECORD path in another encoding still names the file it names on disk."""
-    data = _read_regular(os.path.join(info, name))
+    data = _read_small(os.path.join(info, name))
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
@@ -287,7 +275,7 @@ def _listed_files(info: str) -> Iterator[str]:
 def _distribution(info: str) -> Distribution:
     """Name and version from the metadata; from the folder's name (``Pkg-1.0.dist-info``)
     when the metadata lacks them (an empty or truncated file)."""
-    data = _read_regular(os.path.join(info, "METADATA")) or _read_regular(os.path.join(info, "PKG-INFO"))
+    data = _read_small(os.path.join(info, "METADATA")) or _read_small(os.path.join(info, "PKG-INFO"))
     name, version = _name_and_version(data.decode("utf-8", "replace")) if data else (None, None)
     stem_name, _, rest = os.path.basename(info).rpartition(".")[0].partition("-")
     return Distribution(name or stem_name or "<unnamed>", version or rest.partition("-")[0])
@@ -370,7 +358,7 @@ def _expand_roots(folders: list[str], owners: dict[str, Distribution], target: T
             pth = os.path.join(folder, name)
             if target.version >= (3, 13) and _hidden(pth):
                 continue
-            data = _read_regular(pth)
+            data = _read_small(pth)
             if data is None:
                 continue
             owner = owners.get(os.path.realpath(pth))
@@ -450,7 +438,7 @@ def _editable_finder_roots(folder: str, line: str, owner: Optional[Distribution]
     finder = os.path.join(folder, match.group(1) + ".py")
     if scanned is not None:
         scanned.append(finder)
-    source = _read_regular(finder)
+    source = _read_small(finder)
     if source is None:
         return
     try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +27,7 @@ from nogil_toolkit.pyproject_edit import (
     parse_toml,
 )
 from nogil_toolkit.pyproject_file import PYPROJECT, PyprojectFileError, find_pyproject, read_pyproject
-from nogil_toolkit.replace_file import NotDurable, ReplaceRefused, check_replaceable, replace_file
+from nogil_toolkit.replace_file import NotDurable, ReplaceRefused, check_replaceable, new_file_status, replace_file
 
 DESCRIPTION = """\
 Declare in pyproject.toml which extension modules run without the GIL.
@@ -270,7 +268,7 @@ def _write(path: Path, text: str, force: bool, new_file: bool = False) -> int:
     """Replace (or create) the file; the status says whether (and how durably) it was written."""
     target = path.absolute() if new_file else path.resolve()
     try:
-        status = _status_of_a_new_file(target.parent) if new_file else check_replaceable(target, force)
+        status = new_file_status(target.parent) if new_file else check_replaceable(target, force)
         replace_file(target, text.encode("utf-8"), status)
     except ReplaceRefused as exc:
         error(str(exc), str(path))
@@ -283,18 +281,6 @@ def _write(path: Path, text: str, force: bool, new_file: bool = False) -> int:
                 "a crash or power loss may still undo the change")
         return EXIT_NOT_DURABLE
     return EXIT_OK
-
-
-def _status_of_a_new_file(directory: Path) -> os.stat_result:
-    """The owner, group and mode a file this user creates in ``directory`` gets (0666 less the
-    umask; the directory's group if it is set-group-ID), for replace_file to give the new file:
-    so a new pyproject.toml is written as atomically as a replaced one, complete or not at all."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    folder = directory.stat()
-    uid = os.geteuid() if hasattr(os, "geteuid") else folder.st_uid
-    gid = folder.st_gid if folder.st_mode & stat.S_ISGID or not hasattr(os, "getegid") else os.getegid()
-    return os.stat_result((stat.S_IFREG | (0o666 & ~umask), 0, 0, 1, uid, gid, 0, 0, 0, 0))
 
 
 def _print_summary(lines: list[str], fixed: Sequence[ConfigProblem]) -> None:

@@ -23,20 +23,24 @@ for an export hook its shim does not wrap (CMake runs it after linking each decl
 
 With ``--record FILE`` the modules are taken as all the modules the build declares: the
 declaration record is written to ``FILE`` and an override of ``[tool.nogil.modules]`` that names
-none of them fails, as it fails a setuptools build.
+none of them fails, as it fails a setuptools build. It is written as ``declare`` writes
+``pyproject.toml`` (:mod:`nogil_toolkit.replace_file`), and only over a regular file.
 """
 
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from nogil_toolkit.abi import dotted_module_name
 from nogil_toolkit.config import ConfigError, NogilConfig, load_config, unmatched_overrides_error
-from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error
-from nogil_toolkit.export_hooks import unwrapped_hook_problem
+from nogil_toolkit.console import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, warning
+from nogil_toolkit.export_hooks import mapped_binary, unwrapped_hook_problem
+from nogil_toolkit.regular_file import file_kind
+from nogil_toolkit.replace_file import NotDurable, ReplaceRefused, new_file_status, replace_file
 from nogil_toolkit.shim import ShimPlan, write_shim
 from nogil_toolkit.wheel.record import DeclarationRecord
 
@@ -46,10 +50,15 @@ output, one line per MODULE, fields separated by a tab:
   DECLARATION is not-used, used, or none (no rule of [tool.nogil] covers the module: leave it
   as it is; the other fields are then empty)
 
-exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module,
-(with --check-built) the module defines an export hook its shim does not wrap, or a file cannot
-be read or written;
+exit status: 0 done; 1 [tool.nogil] is invalid, (with --record) an override names no module or
+FILE is not a regular file, (with --check-built) the module defines an export hook its shim does
+not wrap or FILE is not a regular file, or a file cannot be read or written;
 2 usage error (no [tool.nogil] table, a module name that is not a dotted identifier)
+
+--record writes FILE atomically (complete or not at all, no temporary file left behind) and
+replaces only a regular file: a directory, FIFO or device at FILE is refused. A symlink to a
+regular file is followed, as declare follows one to pyproject.toml: the file it points to is
+replaced and the link stays.
 
 examples:
   nogil-toolkit shim --output-dir build/shims pkg._speedups pkg.legacy._old
@@ -82,7 +91,8 @@ def register(subparsers: Any) -> None:
                              "prints nothing")
     parser.add_argument("--record", metavar="FILE", type=Path,
                         help="the MODULEs are all the build declares: check the overrides against them "
-                             "and write the declaration record (nogil-declaration.json) to FILE")
+                             "and write the declaration record (nogil-declaration.json) to FILE (a regular "
+                             "file or none; a symlink's target is written)")
     parser.set_defaults(handler=run)
 
 
@@ -114,14 +124,14 @@ def run(args: argparse.Namespace) -> int:
         if unmatched is not None:
             _config_errors(unmatched)
             return EXIT_FAILURE
+        declared = {module: plan.declaration for module, plan in plans.items() if plan is not None}
+        if not _record(args.record, DeclarationRecord(declared, config.thread_safe).to_text()):
+            return EXIT_FAILURE
     try:
-        if args.record is not None:
-            declared = {module: plan.declaration for module, plan in plans.items() if plan is not None}
-            write_text(args.record, DeclarationRecord(declared, config.thread_safe).to_text())
         lines = ["\t".join(plan_fields(module, plan, args.output_dir, args.cplusplus))
                  for module, plan in plans.items()]
     except OSError as exc:
-        error(f"cannot write: {exc.strerror or exc}", exc.filename or str(args.output_dir or args.record))
+        error(f"cannot write: {exc.strerror or exc}", exc.filename or str(args.output_dir))
         return EXIT_FAILURE
     print("\n".join(lines))
     return EXIT_OK
@@ -136,14 +146,13 @@ def _check_built(built: Path, modules: list[str], plans: dict[str, Optional[Shim
     plan = plans[modules[0]]
     if plan is None or plan.export_hook:
         return EXIT_OK
+    remedy = f"name it with --export-hook {plan.module} (CMake: nogil_declare(<target> {plan.module} EXPORT_HOOK))"
     try:
-        binary = built.read_bytes()
-    except OSError as exc:
+        with mapped_binary(built) as binary:
+            problem = unwrapped_hook_problem(plan, binary, remedy)
+    except OSError as exc:  # NotRegularFile among them: a FIFO or a device is never read
         error(f"cannot read the built module: {exc.strerror or exc}", str(built))
         return EXIT_FAILURE
-    problem = unwrapped_hook_problem(plan, binary,
-                                     f"name it with --export-hook {plan.module} (CMake: "
-                                     f"nogil_declare(<target> {plan.module} EXPORT_HOOK))")
     if problem is not None:
         error(problem, str(built))
         return EXIT_FAILURE
@@ -189,9 +198,35 @@ def _define(macro: tuple[str, str]) -> str:
     return f"-D{macro[0]}={macro[1]}"
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write whole or not at all: a build must never pick up a half-written record."""
+def _record(path: Path, text: str) -> bool:
+    """Write the declaration record; False (and one error line) if it was not written."""
+    try:
+        write_record(path, text)
+    except ReplaceRefused as exc:
+        error(str(exc), str(path))
+        return False
+    except OSError as exc:
+        error(f"cannot write the declaration record: {exc.strerror or exc}; nothing was written", str(path))
+        return False
+    except NotDurable as exc:
+        warning(f"{path} was written, but syncing its directory failed ({exc}): a crash may still undo it")
+    return True
+
+
+def write_record(path: Path, text: str) -> None:
+    """Write whole or not at all: a build must never pick up a half-written record, nor find a
+    temporary file next to it. ReplaceRefused when something other than a regular file is at
+    ``path``: a rename would replace a FIFO or a device node (as root, ``/dev/full``) with a
+    file. A symlink to a regular file is followed, as ``declare`` follows one; a dangling one
+    is replaced, as ``declare`` replaces one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(text.encode("utf-8"))
-    temporary.replace(path)
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        target, status = path.absolute(), new_file_status(path.parent)
+    else:
+        if not stat.S_ISREG(status.st_mode):
+            raise ReplaceRefused(f"{path.name} is {file_kind(status.st_mode)}, not a regular file; "
+                                 "nothing was written")
+        target = path.resolve()
+    replace_file(target, text.encode("utf-8"), status)

@@ -15,13 +15,13 @@ import stat
 from pathlib import Path
 from typing import Optional, Union
 
+from nogil_toolkit.regular_file import OPEN_FLAGS, file_kind
+
 PYPROJECT = "pyproject.toml"
 
 MAX_SIZE = 4 * 1024 * 1024
 """Larger than any real ``pyproject.toml`` by two orders of magnitude; anything bigger is not one."""
 
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
 
 
 class PyprojectFileError(ValueError):
@@ -57,7 +57,7 @@ def read_pyproject(path: Path) -> Optional[str]:
     except OSError as exc:
         raise PyprojectFileError(path, _os_problem(exc)) from None
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        descriptor = os.open(path, OPEN_FLAGS)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -94,8 +94,7 @@ def decode(path: Path, data: bytes) -> str:
 
 def _check_regular(path: Path, status: os.stat_result) -> None:
     if not stat.S_ISREG(status.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(status.st_mode), "not a regular file")
-        raise PyprojectFileError(path, f"{PYPROJECT} is {kind}, not a regular file")
+        raise PyprojectFileError(path, f"{PYPROJECT} is {file_kind(status.st_mode)}, not a regular file")
 
 
 def _os_problem(exc: OSError) -> str:

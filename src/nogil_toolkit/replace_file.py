@@ -43,8 +43,6 @@ class NotDurable(Exception):
 
 
 _FS_CANNOT_SYNC_DIRECTORIES = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
-
-
 def check_replaceable(target: Path, force: bool = False) -> os.stat_result:
     """Raise ReplaceRefused if ``target`` (a resolved path) must not be replaced; return its stat."""
     status = target.stat()
@@ -65,6 +63,18 @@ def check_replaceable(target: Path, force: bool = False) -> os.stat_result:
         raise ReplaceRefused(f"{target.name} belongs to uid {status.st_uid}: a replacement written by you "
                              f"(uid {euid}) would belong to you; nothing was written. Run as its owner")
     return status
+
+
+def new_file_status(directory: Path) -> os.stat_result:
+    """The owner, group and mode a file this user creates in ``directory`` gets (0666 less the
+    umask; the directory's group if it is set-group-ID), for :func:`replace_file` to give a new
+    file: so a file that does not exist yet is written as atomically as a replaced one."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    folder = directory.stat()
+    uid = os.geteuid() if hasattr(os, "geteuid") else folder.st_uid
+    gid = folder.st_gid if folder.st_mode & stat.S_ISGID or not hasattr(os, "getegid") else os.getegid()
+    return os.stat_result((stat.S_IFREG | (0o666 & ~umask), 0, 0, 1, uid, gid, 0, 0, 0, 0))
 
 
 def replace_file(target: Path, data: bytes, status: os.stat_result) -> None:

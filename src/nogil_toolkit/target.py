@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 QUERY_TIMEOUT = 10.0
 """Seconds a target has to answer. It normally needs well under one; a slow disk may need a
 few. Not the minutes a hung ``--python`` (a script that sleeps) would otherwise cost."""
+ANSWER_LIMIT = 4 * 1024 * 1024
+"""Bytes a target may write to stdout, and to stderr. Real answers are a few KB; without a
+bound, a ``--python`` that writes endlessly (``cat /dev/zero``) would fill memory."""
 
 _FACTS_SCRIPT = r"""
 import importlib.machinery, locale, os, site, sys, sysconfig
@@ -164,10 +167,11 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     """Run ``script`` in ``python`` (default: the running interpreter) with ``-I -S`` and return
     the JSON it prints. The one way the toolkit questions a target interpreter.
 
-    The child runs in a session of its own, so that on a timeout (or an interruption) the
-    whole group goes: a shell script that runs ``sleep`` leaves no ``sleep`` behind.
-    ``while_waiting`` is called once the child has its script: work the caller will need
-    anyway, done while the target starts (its start-up is most of the wait)."""
+    The child runs in a session of its own, so that on a timeout, an answer longer than
+    :data:`ANSWER_LIMIT` (or an interruption) the whole group goes: a shell script that runs
+    ``sleep`` leaves no ``sleep`` behind. ``while_waiting`` is called once the child has its
+    script: work the caller will need anyway, done while the target starts (its start-up is
+    most of the wait)."""
     import subprocess  # a cached check never asks: not worth importing up front
 
     executable = python or sys.executable
@@ -181,15 +185,17 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
     except OSError as exc:
         raise TargetError(f"cannot run {executable}: {exc.strerror or exc}") from None
     try:
+        _hand_over(process, script.encode())
         if while_waiting is not None:
-            _hand_over(process, script.encode())
             while_waiting()
-            out, err = process.communicate(timeout=timeout)
-        else:
-            out, err = process.communicate(script.encode(), timeout=timeout)
+        out, err = _collect(process, timeout)
     except subprocess.TimeoutExpired:
         end_session(process)
         raise TargetError(f"{executable} did not answer within {timeout:g} s; is it a Python interpreter?") from None
+    except _AnswerTooLong:
+        end_session(process)
+        raise TargetError(f"{executable} wrote more than {ANSWER_LIMIT // (1024 * 1024)} MiB instead of the "
+                          "expected JSON; is it a Python interpreter?") from None
     except BaseException:
         end_session(process)
         raise
@@ -199,19 +205,68 @@ def ask_target(python: Optional[str], script: str, *args: str, timeout: float = 
         raise TargetError(f"{executable} is not a usable Python interpreter ({detail})")
     try:
         return json.loads(out.decode(errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json.loads goes
         what = "no answer" if not out.strip() else "an answer that is not the expected JSON"
         raise TargetError(f"{executable} gave {what}; is it a Python interpreter?") from None
 
 
 def _hand_over(process: subprocess.Popen[Any], script: bytes) -> None:
-    """Write the whole script to the child's stdin (``communicate`` then closes it). The script
-    is far smaller than a pipe's buffer, so this never waits for the child; a child that exits
-    without reading it is reported by its exit status, as ``communicate`` would report it."""
+    """Write the whole script to the child's stdin and close it. The script is far smaller than
+    a pipe's buffer, so this never waits for the child; a child that exits without reading it
+    is reported by its exit status."""
     assert process.stdin is not None
     with contextlib.suppress(BrokenPipeError):
         process.stdin.write(script)
-        process.stdin.flush()
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
+
+
+class _AnswerTooLong(Exception):
+    """The child wrote more than :data:`ANSWER_LIMIT` bytes to stdout or stderr."""
+
+
+def _collect(process: subprocess.Popen[Any], timeout: float) -> tuple[bytes, bytes]:
+    """The child's stdout and stderr once it has closed both and ended, as ``communicate``
+    returns them, but never more than :data:`ANSWER_LIMIT` bytes of either (_AnswerTooLong):
+    ``communicate`` has no bound. subprocess.TimeoutExpired after ``timeout`` seconds in all.
+    The caller ends the session on either. Each pipe is drained by a thread of its own, as
+    ``communicate`` does on Windows, where pipes cannot be waited for with ``select``; the
+    threads are daemons, so one left reading a pipe a grandchild still holds never keeps
+    this process from exiting."""
+    import queue
+    import subprocess
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout
+    output: dict[Any, bytearray] = {process.stdout: bytearray(), process.stderr: bytearray()}
+    ended: queue.SimpleQueue[Any] = queue.SimpleQueue()  # each stream, once its reader stops
+
+    def drain(stream: Any) -> None:
+        try:
+            while len(output[stream]) <= ANSWER_LIMIT:
+                chunk = stream.read1(65536)
+                if not chunk:
+                    break
+                output[stream] += chunk
+        except (OSError, ValueError):  # ValueError: closed by end_session
+            pass
+        finally:
+            ended.put(stream)
+
+    for stream in output:
+        threading.Thread(target=drain, args=(stream,), daemon=True).start()
+    for _ in output:
+        try:
+            stream = ended.get(timeout=max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            raise subprocess.TimeoutExpired(process.args, timeout) from None
+        if len(output[stream]) > ANSWER_LIMIT:
+            raise _AnswerTooLong
+    for stream in output:
+        stream.close()
+    process.wait(max(deadline - time.monotonic(), 0))
+    return bytes(output[process.stdout]), bytes(output[process.stderr])
 
 
 def start_session(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
@@ -245,8 +300,9 @@ def end_session(process: subprocess.Popen[Any]) -> None:
     is read from them)."""
     import signal
 
-    with contextlib.suppress(OSError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if hasattr(os, "killpg"):  # not on Windows, where the child alone is killed
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         process.kill()
     process.wait()

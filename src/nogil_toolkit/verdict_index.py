@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from nogil_toolkit import __version__
+from nogil_toolkit.regular_file import read_regular
 
 TYPE_CHECKING = False  # typing is not imported at run time: a guarded start reads this module
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ VERDICT_WORDS = {
     "unknown": "could not be decided from its file",
 }
 """Each ``Verdict`` value in words, for errors and warnings (the cold path says the same)."""
+MAX_CACHE_FILE_SIZE = 64 * 1024 * 1024
+"""Bytes at most in a cache file or its index: an entry takes a few hundred, so this is room
+for a hundred thousand extension files; anything larger was not written by the toolkit."""
 
 def index_path(cache_path: str) -> str:
     """``check-env-<key>.index`` beside ``check-env-<key>.json``."""
@@ -90,19 +94,24 @@ def render(files: dict[str, Any], cache_identity: tuple[int, int, int]) -> str:
 
 def read(path: str, cache_identity: tuple[int, int, int]) -> Optional[dict[str, tuple[tuple[int, int, int], str, str]]]:
     """path → (identity, status, evidence) from the index at ``path``; None when it is missing,
-    unreadable, of another format, or made from another state of the cache file."""
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as stream:
-            text = stream.read()
-    except OSError:
+    not a regular file of at most :data:`MAX_CACHE_FILE_SIZE` bytes (a FIFO put there would
+    block a guarded application at start-up), of another format, or made from another state of
+    the cache file."""
+    data = read_regular(path, MAX_CACHE_FILE_SIZE)
+    if data is None:
         return None
+    # Written in text mode: on Windows its lines end in CRLF (no indexed path holds a CR).
+    text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
     header, _, body = text.partition("\n")
     if header != f"{FORMAT}\t{' '.join(map(str, cache_identity))}":
         return None
     answers = {}
-    for line in body.split("\n"):
-        fields = line.split("\t")
-        if len(fields) == 6:
-            size, mtime, inode, status, file, words = fields
-            answers[file] = ((int(size), int(mtime), int(inode)), status, words)
+    try:
+        for line in body.split("\n"):
+            fields = line.split("\t")
+            if len(fields) == 6:
+                size, mtime, inode, status, file, words = fields
+                answers[file] = ((int(size), int(mtime), int(inode)), status, words)
+    except ValueError:  # not written by render(): trust none of it
+        return None
     return answers

@@ -4,6 +4,11 @@ called in-process as the build systems call it."""
 from __future__ import annotations
 
 import json
+import os
+import resource
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +133,73 @@ def test_check_built_reads_the_linked_module(project: Path, capsys: pytest.Captu
     assert main(["shim", "--project", str(project), "--check-built", str(project / "missing.so"), "pkg._x"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read the built module: No such file or directory") and err.count("\n") == 1
+
+
+def limited_memory() -> None:
+    """``preexec_fn``: an endless read fails with MemoryError instead of taking the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def plant(path: Path, what: str) -> None:
+    """A FIFO or a directory where a file is expected."""
+    (os.mkfifo if what == "fifo" else os.mkdir)(path)
+
+
+KINDS = {"fifo": "a FIFO (named pipe)", "directory": "a directory", "dev-zero": "a character device"}
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory", "dev-zero"])
+def test_check_built_reads_only_a_regular_file(project: Path, what: str) -> None:
+    """A FIFO would block the read, /dev/zero never end it: one line, exit 1. A process, so that
+    a hang fails the test through its timeout."""
+    built = Path("/dev/zero") if what == "dev-zero" else project / "_x.so"  # /dev/zero: only ever read
+    if what != "dev-zero":
+        plant(built, what)
+    result = subprocess.run([str(Path(sys.executable).parent / "nogil-toolkit"), "shim", "--project", str(project),
+                             "--check-built", str(built), "pkg._x"], capture_output=True, text=True, timeout=60,
+                            preexec_fn=limited_memory)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr[-2000:]
+    assert result.stderr == f"error: cannot read the built module: it is {KINDS[what]}, not a regular file ({built})\n"
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory"])
+def test_record_replaces_only_a_regular_file(project: Path, capsys: pytest.CaptureFixture[str], what: str) -> None:
+    """A rename would turn a FIFO (or, as root, a device node) into a regular file: refused in one
+    line, exit 1, the FIFO still a FIFO and no temporary file left beside it."""
+    out = project / "out"
+    out.mkdir()
+    record = out / "nogil-declaration.json"
+    plant(record, what)
+    mode = os.lstat(record).st_mode
+    assert main(["shim", "--project", str(project), "--record", str(record), "pkg._fast", "pkg.legacy._old"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"error: {record.name} is {KINDS[what]}, not a regular file; nothing was written "
+                            f"({record})\n")
+    assert os.lstat(record).st_mode == mode and [p.name for p in out.iterdir()] == [record.name]
+
+
+def test_record_never_writes_through_a_planted_temporary_name(project: Path) -> None:
+    """The record used to go through the fixed name .FILE.tmp, following a symlink planted there."""
+    victim = project / "victim"
+    victim.write_text("untouched\n")
+    record = project / "nogil-declaration.json"
+    (project / f".{record.name}.tmp").symlink_to(victim)
+    assert main(["shim", "--project", str(project), "--record", str(record), "pkg._fast", "pkg.legacy._old"]) == 0
+    assert victim.read_text() == "untouched\n"
+    assert json.loads(record.read_text())["modules"] == {"pkg._fast": "not-used", "pkg.legacy._old": "used"}
+    assert sorted(p.name for p in project.iterdir()) == [f".{record.name}.tmp", record.name, "pyproject.toml",
+                                                         "victim"]
+
+
+def test_record_through_a_symlink_replaces_its_target(project: Path) -> None:
+    """As declare does with a symlinked pyproject.toml: the file is replaced, the link stays."""
+    real = project / "real.json"
+    real.write_text("{}\n")
+    real.chmod(0o640)
+    link = project / "nogil-declaration.json"
+    link.symlink_to(real.name)
+    assert main(["shim", "--project", str(project), "--record", str(link), "pkg._fast", "pkg.legacy._old"]) == 0
+    assert link.is_symlink() and os.readlink(link) == real.name
+    assert json.loads(real.read_text())["modules"] == {"pkg._fast": "not-used", "pkg.legacy._old": "used"}
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -42,6 +44,12 @@ def cli(*args: str | os.PathLike[str], command: str = "nogil-check-env", timeout
 
 def check_env(python: Path, cache: Path, *args: str | os.PathLike[str], **popen: object) -> subprocess.CompletedProcess[str]:
     return cli("--python", python, "--no-project", "--cache-dir", cache, *args, **popen)
+
+
+def limited_memory() -> None:
+    """``preexec_fn``: 2 GiB of address space (checks use far less), so that a command that reads
+    without end fails with a MemoryError rather than taking the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
 def one_error_line(stderr: str) -> str:
@@ -334,3 +342,79 @@ def test_no_scanned_code_runs(ft_python: str, tmp_path: Path) -> None:
     # The markers work: the interpreter started normally runs all three.
     run([python, "-c", "pass"], env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
     assert sorted(p.name for p in markers.iterdir()) == ["pth", "sitecustomize", "usercustomize"]
+
+
+def deeply_nested(path: Path) -> None:
+    path.write_text("[" * 100000)
+
+
+def bigger_than_any_cache(path: Path) -> None:
+    with open(path, "wb") as stream:  # sparse: 65 MiB that take no disk
+        stream.truncate(65 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("replace", [os.mkfifo, lambda path: path.symlink_to("/dev/zero"), deeply_nested,
+                                     bigger_than_any_cache], ids=["fifo", "dev-zero", "nested", "huge"])
+@pytest.mark.parametrize("suffix", [".json", ".index"])
+def test_a_cache_file_that_is_no_cache(ft_venv: Path, tmp_path: Path, replace: Callable[[Path], None],
+                                       suffix: str) -> None:
+    """The cache file (or the guard's index beside it) replaced by something that blocks a
+    reader, never ends, is nested past the recursion limit or is too large: the check runs as
+    without a cache, and only a regular file is replaced, so the FIFO or link stays."""
+    cache = tmp_path / "cache"
+    first = check_env(ft_venv, cache)
+    assert first.stderr == "", first.stderr
+    [planted] = cache.glob(f"check-env-*{suffix}")
+    planted.unlink()
+    replace(planted)
+    kind = stat.S_IFMT(os.lstat(planted).st_mode)
+    again = check_env(ft_venv, cache, timeout=60, preexec_fn=limited_memory)
+    assert (again.returncode, again.stderr) == (first.returncode, ""), again.stderr[-2000:]
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    if kind == stat.S_IFREG:  # a regular file that is no cache: replaced by one (the index: by its own)
+        assert planted.stat().st_size < 1024 * 1024
+        assert planted.read_text().startswith('{"format":1' if suffix == ".json" else "nogil-toolkit ")
+    else:
+        assert stat.S_IFMT(os.lstat(planted).st_mode) == kind
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ('cat >/dev/null; python3 -c \'print("[" * 100000)\'\n', "gave an answer that is not the expected JSON"),
+    ("cat >/dev/null; cat /dev/zero\n", "wrote more than 4 MiB instead of the expected JSON"),
+    ("cat >/dev/null; cat /dev/zero >&2\n", "wrote more than 4 MiB instead of the expected JSON"),
+], ids=["nested", "endless", "endless-stderr"])
+@pytest.mark.parametrize("command", ["nogil-check-env", "nogil-toolkit"])
+def test_python_that_answers_too_deep_or_too_much(tmp_path: Path, command: str, script: str, message: str) -> None:
+    """A ``--python`` whose answer is nested past the recursion limit, or endless: the one
+    error line of a target that is no Python, exit 2, and its ``cat`` is gone."""
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\n{script}")
+    python.chmod(0o755)
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    args = (["--python", python, "--no-project", "--no-cache"] if command == "nogil-check-env"
+            else ["wheel", "select", "--python", python, wheel])
+    result = cli(*args, command=command, timeout=60, preexec_fn=limited_memory)
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-2000:]
+    line = one_error_line(result.stderr)
+    assert message in line and "is it a Python interpreter?" in line, line
+    assert session_ended(int((tmp_path / "pid").read_text())), "the target's processes are still running"
+
+
+def session_ended(leader: int, within: float = 10) -> bool:
+    """Whether every process of the session ``leader`` leads has ended within ``within``
+    seconds (Linux; a zombie waiting for init counts as ended)."""
+    deadline = time.monotonic() + within
+    while True:
+        alive = []
+        for status in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state, _, _, session = status.read_text().rsplit(")", 1)[1].split()[:4]
+            except OSError:
+                continue
+            if int(session) == leader and state not in ("Z", "X"):
+                alive.append(status)
+        if not alive or time.monotonic() > deadline:
+            return not alive
+        time.sleep(0.1)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from nogil_toolkit.cache import CheckCache
 from nogil_toolkit.guard.warm import WarmVerdicts
@@ -53,3 +57,28 @@ def test_the_warm_path_reads_no_json(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", READ_WARM, str(cache.path), str(binary)], capture_output=True,
                          text=True, check=True, timeout=60).stdout
     assert out.split(")")[1].strip() == "False" and "keeps-gil-off" in out, out
+
+
+def limited_memory() -> None:
+    """``preexec_fn``: an endless read fails with MemoryError instead of taking the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def malformed(index: Path, header: str) -> None:
+    index.write_text(f"{header}\nsize\tmtime\tinode\tkeeps-gil-off\t/x.so\tnot written by render()\n")
+
+
+@pytest.mark.parametrize("plant", [lambda index, header: os.mkfifo(index),
+                                   lambda index, header: index.symlink_to("/dev/zero"), malformed],
+                         ids=["fifo", "dev-zero", "malformed"])
+def test_an_index_that_is_no_index_answers_nothing(tmp_path: Path, plant: Callable[[Path, str], None]) -> None:
+    """A guarded application reads the index at start-up: a FIFO there must not block it, a link
+    to /dev/zero not fill its memory, a line render() did not write not raise. The warm path then
+    answers nothing, and the cold path decides."""
+    cache, binary = cached(tmp_path)
+    header = cache.index_path.read_text().partition("\n")[0]
+    cache.index_path.unlink()
+    plant(cache.index_path, header)
+    result = subprocess.run([sys.executable, "-c", READ_WARM, str(cache.path), str(binary)], capture_output=True,
+                            text=True, timeout=60, preexec_fn=limited_memory)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "None False\n", "")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from nogil_toolkit.console import plural
+from nogil_toolkit.regular_file import OPEN_FLAGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,7 +74,7 @@ def read_source(path: Path) -> SourceText:
     """
     try:
         _check(os.stat(path))
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        descriptor = os.open(path, OPEN_FLAGS)
     except OSError as exc:
         raise Unreadable(_os_problem(exc)) from None
     with open(descriptor, "rb", closefd=True) as stream:

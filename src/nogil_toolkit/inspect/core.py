@@ -26,6 +26,7 @@ from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_
                                          has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import Marker, iter_markers
+from nogil_toolkit.regular_file import OPEN_FLAGS
 
 _Loader = Callable[[Buffer], BinaryImage]
 # (format name, recogniser of the first bytes, reader)
@@ -39,7 +40,6 @@ _FORMATS: Tuple[Tuple[str, Callable[[bytes], bool], _Loader], ...] = (
 # a C integer (OverflowError from mmap.find or a slice). Nothing else is caught: a reader bug
 # (TypeError, AttributeError, NameError, a ValueError) must surface, not pass as a bad file.
 _CONTENT_ERRORS = (MalformedBinary, struct.error, IndexError, OverflowError)
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 PythonVersion = Tuple[int, ...]
@@ -71,7 +71,7 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] =
         # Non-blocking, so that a FIFO swapped in after the stat cannot hang the open; its type is
         # checked again through the descriptor. A raw descriptor, not a buffered file: nothing is
         # read through it, and a buffered file costs more to close than a small binary to inspect.
-        fd = os.open(name, _OPEN_FLAGS)
+        fd = os.open(name, OPEN_FLAGS)
     except OSError as error:
         return _unknown(name, f"cannot read file: {error.strerror}")
     try:
