@@ -113,7 +113,7 @@ def _image(code: bytes, relocated_got: bool = True, machine: str = "x86_64") -> 
     data = code.ljust(0x1000, b"\xcc") + bytes(8 + 0x100)
     relocations = Relocations(frozenset({GOT_SLOT}), [GOT_SLOT] if relocated_got else [],
                               [CALLEE] if relocated_got else [])
-    return BinaryImage("elf", machine, 8, "little", data, _Symbols(len(code)), sections, lambda: relocations)
+    return BinaryImage("elf", machine, 8, "little", data, _Symbols(len(code)), sections, lambda image: relocations)
 
 
 class _Symbols(NameLists):
