@@ -5,6 +5,7 @@ processes in ``tests/check_env/test_hostile_inputs.py``.)"""
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import signal
@@ -132,3 +133,28 @@ def test_closed_stderr_keeps_the_json_report_valid(tmp_path: Path) -> None:
     result = run_with_closed("2>&-", "wheel", "inspect", "--format", "json", str(missing))
     assert result.returncode == EXIT_USAGE
     assert [w["path"] for w in json.loads(result.stdout)["wheels"]] == [str(missing)]
+
+
+def test_a_command_runs_the_cyclic_collector_rarely_and_restores_its_threshold() -> None:
+    """A command keeping 20,000 objects alive (a scan's findings) starts no collection; the
+    interpreter's own threshold is back once it ends, for an in-process caller."""
+    before = gc.get_threshold()
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    @run_cli
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        gc.collect()
+        collections.clear()
+        kept = [[index] for index in range(20_000)]
+        return len(kept) - 20_000
+
+    gc.callbacks.append(count)
+    try:
+        assert main([]) == 0
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == [] and gc.get_threshold() == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import re
 import signal
@@ -30,6 +31,14 @@ EXIT_STATUS_HELP = f"""\
   {EXIT_INTERRUPTED}  interrupted (SIGINT, Ctrl-C)
   {EXIT_TERMINATED}  terminated (SIGTERM)"""
 """The statuses every command shares, for the ``--help`` epilogs."""
+
+COLLECT_EVERY = 50_000
+"""Container objects a command allocates (net) between two runs of the cyclic collector.
+
+A command is a short batch whose objects mostly live until it ends, and a free-threaded
+build's collector walks the whole heap each time (it has no generations): at the default
+2,000, a cached check of 400 modules collected seven times for nothing, a cold one eight,
+3-4 % of their run. Garbage cycles are still collected, only less often."""
 
 _STYLES = {"red": "31", "yellow": "33", "green": "32", "bold": "1", "dim": "2"}
 
@@ -196,6 +205,7 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
     - an output that cannot be written (``| head -1``, ``> /dev/full``) ends it with one line
       and status 2; everything is flushed here, so no write is left for the interpreter's exit;
     - paths that are not valid in the output's encoding are escaped, not a traceback;
+    - the cyclic collector runs every :data:`COLLECT_EVERY` allocations, not every 2,000;
     - a process started with stderr closed (``2>&-``) says nothing, rather than sending its
       diagnostics (``print(file=None)``) into stdout, where they would corrupt a JSON report.
     """
@@ -210,6 +220,8 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         sys.stdout = _Output(real_stdout)  # type: ignore[assignment]
         interruptions = _Interruptions()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(COLLECT_EVERY, *thresholds[1:])
         try:
             with interruptions.installed():
                 try:
@@ -229,6 +241,7 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             _say(f"cannot write the output ({exc})")
             return EXIT_USAGE
         finally:
+            gc.set_threshold(*thresholds)
             sys.stdout = real_stdout
             if real_stderr is None:
                 sys.stderr.close()

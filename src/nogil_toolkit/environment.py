@@ -13,6 +13,7 @@ is read the way the import system and ``site`` treat it, never with a traceback 
 from __future__ import annotations
 
 import io
+import operator
 import os
 import re
 import stat
@@ -23,6 +24,7 @@ from nogil_toolkit.regular_file import read_regular
 from nogil_toolkit.target import TargetInterpreter
 
 _SKIPPED_DIRS = ("__pycache__",)
+_NAME = operator.attrgetter("name")
 _MAX_METADATA_SIZE = 64 * 1024 * 1024
 # RECORD lines (path,hash,size) worth resolving: extension files, .pth files, editable finders.
 _OWNED_LINE = re.compile(r"(\.so|\.pyd|\.pth|__editable__[^,]*)(,|$)")
@@ -117,7 +119,7 @@ def _walk(root: str, scanned: Optional[list[str]] = None) -> Iterator[tuple[str,
             scanned.append(folder)
         try:
             with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
+                entries = sorted(scan, key=_NAME)
         except OSError:
             continue
         subfolders = []
