@@ -238,8 +238,9 @@ def test_python_that_is_not_a_python(tmp_path: Path) -> None:
 
 
 def workers_at_work(pid: int) -> bool:
-    """Two pool workers exist and have set themselves up (each leads a process group of its
-    own, which a terminal's Ctrl-C does not reach): the scan is under way."""
+    """Two pool workers exist (``--jobs 3``: they read beside the command itself) and have set
+    themselves up (each leads a process group of its own, which a terminal's Ctrl-C does not
+    reach): the scan is under way."""
     try:
         workers = children(pid)
         return len(workers) >= 2 and all(os.getpgid(worker) == worker for worker in workers)
@@ -299,7 +300,7 @@ def test_signal_while_workers_read_binaries(venv: Path, busy_tree: Path, tmp_pat
     cache = tmp_path / "cache"
     run([BIN / "nogil-check-env", "--python", venv, "--no-project", "--cache-dir", cache])  # the target's facts
     code, err = interrupt([BIN / "nogil-check-env", "--python", venv, "--no-project", "--cache-dir", cache,
-                           "--path", busy_tree, "--jobs", "2"], signum, ready=workers_at_work)
+                           "--path", busy_tree, "--jobs", "3"], signum, ready=workers_at_work)
     assert (code, err) == (status, line + "\n")
 
 

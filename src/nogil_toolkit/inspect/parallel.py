@@ -3,7 +3,9 @@
 The inspector is pure Python; on a GIL interpreter threads would take turns, so the work is
 shared between forked processes, which start in a millisecond and inherit everything already
 imported. The workers take the files from one queue (a pipe), largest first, and write each
-answer to a pipe of their own; this process reads the pipes as answers come.
+answer to a pipe of their own; this process reads the pipes as answers come and, once the
+whole queue is in the pipe, takes files from it too: ``jobs`` processes read, one of them this
+one, which saves a fork and the passing of a share of the answers.
 
 Not ``multiprocessing.Pool``: its shutdown is a conversation with its workers and three
 threads of its own (queue locks, sentinels, a handler that replaces workers that died), which
@@ -57,7 +59,7 @@ def inspect_files(paths: Sequence[str], jobs: int = 1,
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTIONS) if parallel else set()
     try:
         if parallel:
-            workers = _start_workers(items, min(jobs, total), blocked)
+            workers = _start_workers(items, min(jobs, total) - 1, blocked)
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         answers = workers.answers() if workers is not None else (
             (index, _inspect_item(item)) for index, item in enumerate(items))
@@ -116,6 +118,7 @@ class _Workers:
         self._sent = 0  # bytes of the tasks written so far
         self._task_reader = -1
         self._task_writer: Optional[int] = None  # open while tasks remain to be written
+        self._queue_ended = False  # this process read the end of the queue
 
     def queue_tasks(self) -> None:
         """Open the task pipe and put in what it takes now; :meth:`answers` writes the rest."""
@@ -154,8 +157,10 @@ class _Workers:
         self._pipes[read_end] = bytearray()
 
     def answers(self) -> Iterator[tuple[int, ModuleInspection]]:
-        """(index, inspection) pairs as the workers write them, until every pipe is closed; the
-        tasks the queue could not take at once are written as it drains."""
+        """(index, inspection) pairs as the workers write them and as this process reads files
+        itself, until the queue is empty and every pipe is closed; the tasks the queue could not
+        take at once are written as it drains (only then does this process take any: with tasks
+        of its own still to write, a read of the queue could wait for itself)."""
         import selectors  # only a batch worth the workers gets here
 
         with selectors.DefaultSelector() as selector:
@@ -164,8 +169,18 @@ class _Workers:
             if self._task_writer is not None:
                 selector.register(self._task_writer, selectors.EVENT_WRITE, data=_TASKS)
             open_pipes = len(self._pipes)
-            while open_pipes:
-                for key, _ in selector.select():
+            while open_pipes or not self._queue_ended:
+                if self._task_writer is None and not self._queue_ended:
+                    # Every task is in the pipe: this process takes the next as a worker does (a
+                    # blocking read returns a task or, the write end being closed, the end).
+                    task = os.read(self._task_reader, 4)
+                    if task:
+                        index = int.from_bytes(task, "little")
+                        yield index, _inspect_item(self._items[index])
+                    else:
+                        self._queue_ended = True
+                taking = self._task_writer is None and not self._queue_ended
+                for key, _ in selector.select(0 if taking else None):
                     if key.data is _TASKS:
                         self._feed()
                         if self._task_writer is None:  # closed: every task is in the pipe
