@@ -8,11 +8,14 @@ parallel build here answered "I am right" (or "I am left") from both modules.
 
 from __future__ import annotations
 
+import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from nogil_toolkit.export_hooks import exports
 from support import SAMPLES, clean_env, make_venv, run
 
 pytestmark = pytest.mark.freethreaded
@@ -80,3 +83,54 @@ def test_undeclared_extensions_keep_the_distutils_object_layout(plugin_venv: Pat
     assert len(objects) == 2, objects
     assert any("/nogil/twins._left/" in o for o in objects), objects
     assert any("/nogil/" not in o for o in objects), objects
+
+
+# An Extension that is a plain shared library, loaded with ctypes (pycryptodome builds its C
+# this way): no PyInit_, so the shim's call of the renamed original cannot link.
+MIXED_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=77", "nogil-setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mixed"
+version = "1.0"
+
+[tool.setuptools]
+packages = ["mixed"]
+ext-modules = [
+  { name = "mixed._mod", sources = ["mixed/mod.c"] },
+  { name = "mixed._plain", sources = ["mixed/plain.c"] },
+]
+
+[tool.nogil]
+thread-safe = true
+"""
+MIXED_MODULE_C = """\
+#include <Python.h>
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "mixed._mod", NULL, 0, NULL};
+PyMODINIT_FUNC PyInit__mod(void) { return PyModuleDef_Init(&def); }
+"""
+MIXED_PLAIN_C = "int mixed_add(int a, int b) { return a + b; }\n"
+
+
+def test_an_extension_without_init_is_built_as_the_plain_library_it_is(plugin_venv: Path, tmp_path: Path) -> None:
+    project = tmp_path / "mixed"
+    (project / "mixed").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(MIXED_PYPROJECT)
+    (project / "mixed" / "__init__.py").write_text("")
+    (project / "mixed" / "mod.c").write_text(MIXED_MODULE_C)
+    (project / "mixed" / "plain.c").write_text(MIXED_PLAIN_C)
+    build = run([plugin_venv, "-c", SETUP, "bdist_wheel", "-d", tmp_path / "dist"], cwd=project, env=clean_env())
+    assert "nogil: mixed._plain defines no PyInit__plain: it is a shared library" in build.stdout + build.stderr
+    (wheel,) = (tmp_path / "dist").glob("mixed-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+        (record,) = [n for n in archive.namelist() if n.endswith("/nogil-declaration.json")]
+        assert set(json.loads(archive.read(record))["modules"]) == {"mixed._mod"}
+    (plain,) = (tmp_path / "site" / "mixed").glob("_plain.*")
+    assert not any("PyInit" in name for name in exports(plain))
+    out = run([plugin_venv, "-W", "error::RuntimeWarning", "-c",
+               f"import ctypes, sys, mixed._mod; print(ctypes.CDLL({str(plain)!r}).mixed_add(2, 3), "
+               "sys._is_gil_enabled())"], cwd=tmp_path / "site", env=clean_env())
+    assert out.stdout.split() == ["5", "False"]

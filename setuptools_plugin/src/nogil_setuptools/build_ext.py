@@ -24,11 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from setuptools.errors import SetupError
+from setuptools.errors import LinkError, SetupError
 
 from nogil_toolkit.config import ConfigError, NogilConfig, unmatched_overrides_error
 from nogil_toolkit.declaration import GilDeclaration
-from nogil_toolkit.export_hooks import has_hook_wrapper, needs_hook_wrapper
+from nogil_toolkit.export_hooks import exports, has_hook_wrapper, needs_hook_wrapper
 from nogil_toolkit.shim import ShimPlan, is_cplusplus, write_shim
 from nogil_toolkit.stable_abi import limited_api_refusal
 from nogil_setuptools.audit_step import audit_extensions
@@ -72,11 +72,33 @@ def declaring_build_ext(base: type, config: NogilConfig) -> type:
             up_to_date = not newer_group([*ext.sources, *(ext.depends or [])], str(library), missing="newer")
             if not self.force and up_to_date and has_hook_wrapper(library, plan):
                 plan = replace(plan, export_hook=True)
-            self._nogil_build(ext, plan)
+            try:
+                self._nogil_build(ext, plan)
+            except LinkError:
+                if not self._is_plain_library(ext, plan):
+                    raise
+                return
             if needs_hook_wrapper(library, plan):  # a 3.15 PyModExport_ hook: see export_hooks.py
                 self._nogil_build(ext, replace(plan, export_hook=True))
             self.nogil_declared[ext.name] = declaration
             self.announce(f"nogil: {ext.name} declares {declaration.c_macro} at module init", level=2)
+
+        def _is_plain_library(self, ext: Any, plan: ShimPlan) -> bool:
+            """After the link with the shim failed: whether ``ext`` is a shared library that is no
+            Python module (pycryptodome builds its C for ctypes as ``Extension`` objects, with
+            no ``PyInit_``), which then links without the shim and is left undeclared.
+
+            The shim's one new need at link time is the renamed original init, so a library
+            that links without it and exports no ``PyInit_<name>`` lacked exactly that. Any
+            other failure links no better without the shim, and is raised as it was."""
+            self.announce(f"nogil: {ext.name} did not link with its shim; building it without", level=2)
+            super().build_extension(ext)
+            if plan.init_symbol in exports(Path(self.get_ext_fullpath(ext.name))):
+                return False
+            self.warn(f"nogil: {ext.name} defines no {plan.init_symbol}: it is a shared library, not a Python "
+                      "extension module, so it is built as it is and declares nothing (the linker error above "
+                      "was the shim's call of the missing init)")
+            return True
 
         def _nogil_build(self, ext: Any, plan: ShimPlan) -> None:
             """Build ``ext`` with the shim of ``plan``."""
