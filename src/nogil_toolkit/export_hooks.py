@@ -26,18 +26,13 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import stat
 from pathlib import Path
 from typing import Iterator, Optional
 
 from nogil_toolkit.inspect.core import image_reader
 from nogil_toolkit.inspect.image import Buffer, MalformedBinary
-from nogil_toolkit.regular_file import OPEN_FLAGS, file_kind
+from nogil_toolkit.regular_file import map_regular
 from nogil_toolkit.shim import ShimPlan
-
-class NotRegularFile(OSError):
-    """The path is no regular file (a FIFO, a device, a directory): it is not read. ``str()``
-    says what it is."""
 
 
 def exports(library: Path) -> frozenset[str]:
@@ -51,40 +46,16 @@ def exports(library: Path) -> frozenset[str]:
 
 @contextlib.contextmanager
 def mapped_binary(library: Path) -> Iterator[Buffer]:
-    """The content of the linked module at ``library``, memory-mapped as
-    :func:`nogil_toolkit.inspect.inspect_binary` maps a file: a build passes whatever path it
-    was given, and reading a FIFO would block, a device (``/dev/zero``) never end.
-
-    OSError when it cannot be read, NotRegularFile when it is no regular file. The type is
-    checked before the open (opening some devices has effects) and again through the
-    descriptor, which is opened non-blocking: a FIFO swapped in meanwhile cannot hang it."""
-    _check_regular(os.stat(library).st_mode)
-    descriptor = os.open(library, OPEN_FLAGS)
-    try:
-        status = os.fstat(descriptor)
-        _check_regular(status.st_mode)
-        data = _map(descriptor, status.st_size)
-    finally:
-        os.close(descriptor)  # a mapping keeps a descriptor of its own
+    """The linked module at ``library``, mapped as :func:`nogil_toolkit.inspect.inspect_binary`
+    maps a file (:func:`~nogil_toolkit.regular_file.map_regular`): a build passes whatever path
+    it was given, and reading a FIFO would block, a device (``/dev/zero``) never end. OSError
+    when it cannot be read, NotRegularFile when it is no regular file."""
+    data = map_regular(os.fspath(library))
     try:
         yield data
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
-
-
-def _map(descriptor: int, size: int) -> Buffer:
-    """The open file mapped; mmap cannot map an empty file, and says so with ValueError (also
-    for a file emptied since its size was read)."""
-    try:
-        return mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ) if size else b""
-    except ValueError:
-        return b""
-
-
-def _check_regular(mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        raise NotRegularFile(f"it is {file_kind(mode)}, not a regular file")
 
 
 def exported_names(data: Buffer) -> frozenset[str]:

@@ -15,7 +15,8 @@ import stat
 
 TYPE_CHECKING = False  # typing is not imported at run time (see above)
 if TYPE_CHECKING:
-    from typing import Optional
+    import mmap
+    from typing import Optional, Union
 
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 """How to open a file to read: opening a FIFO returns at once, a terminal never becomes ours."""
@@ -28,6 +29,44 @@ def file_kind(mode: int) -> str:
     """What a file of ``st_mode`` that is no regular file is, for an error saying why it is not
     read or replaced (``<path> is a FIFO (named pipe), not a regular file``)."""
     return _KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
+class NotRegularFile(OSError):
+    """What is at the path is no regular file (a directory, a FIFO, a device), so it is not
+    read; ``mode`` is its ``st_mode``, ``str()`` says what it is."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(f"it is {file_kind(mode)}, not a regular file")
+        self.mode = mode
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(mode)
+
+
+def map_regular(path: str) -> Union[mmap.mmap, bytes]:
+    """The regular file at ``path`` memory-mapped read-only (``b""`` when it is empty, or was
+    emptied since its size was read: mmap cannot map that); the caller closes the mapping.
+
+    OSError when it cannot be opened, NotRegularFile when it is no regular file. The type is
+    checked before the open (opening some devices has effects) and again through the
+    descriptor, opened non-blocking, so a FIFO swapped in meanwhile cannot hang it."""
+    import mmap  # an extension module of its own: the guard's warm path never maps a file
+
+    _check_regular(os.stat(path).st_mode)
+    fd = os.open(path, OPEN_FLAGS)
+    try:
+        status = os.fstat(fd)
+        _check_regular(status.st_mode)
+        if not status.st_size:
+            return b""
+        try:
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # keeps a descriptor of its own
+        except ValueError:
+            return b""
+    finally:
+        os.close(fd)
 
 
 def read_regular(path: str, limit: int) -> Optional[bytes]:

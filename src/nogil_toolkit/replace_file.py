@@ -43,6 +43,8 @@ class NotDurable(Exception):
 
 
 _FS_CANNOT_SYNC_DIRECTORIES = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
 def check_replaceable(target: Path, force: bool = False) -> os.stat_result:
     """Raise ReplaceRefused if ``target`` (a resolved path) must not be replaced; return its stat."""
     status = target.stat()

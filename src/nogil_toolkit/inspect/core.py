@@ -26,7 +26,7 @@ from nogil_toolkit.inspect.slots import (EmptySlotArray, ModuleDefinition, find_
                                          has_stray_gil_entry, read_empty_slot_array)
 from nogil_toolkit.inspect.verdict import ModuleInspection, Verdict
 from nogil_toolkit.marker import Marker, iter_markers
-from nogil_toolkit.regular_file import OPEN_FLAGS
+from nogil_toolkit.regular_file import NotRegularFile, map_regular
 
 _Loader = Callable[[Buffer], BinaryImage]
 # (format name, recogniser of the first bytes, reader)
@@ -63,30 +63,15 @@ def inspect_binary(path: Union[str, "os.PathLike[str]"], module: Optional[str] =
     """
     name = os.fspath(path)
     try:
-        if not stat.S_ISREG(os.stat(name).st_mode):
-            # Opening a FIFO would block; devices and sockets are not binaries either (and opening
-            # some devices has effects).
-            kind = "is a directory" if os.path.isdir(name) else "not a regular file"
-            return _unknown(name, kind)
-        # Non-blocking, so that a FIFO swapped in after the stat cannot hang the open; its type is
-        # checked again through the descriptor. A raw descriptor, not a buffered file: nothing is
-        # read through it, and a buffered file costs more to close than a small binary to inspect.
-        fd = os.open(name, OPEN_FLAGS)
+        # Opening a FIFO would block; devices and sockets are not binaries either (and opening
+        # some devices has effects): only a regular file is opened, and never blocking.
+        data = map_regular(name)
+    except NotRegularFile as error:
+        return _unknown(name, "is a directory" if stat.S_ISDIR(error.mode) else "not a regular file")
     except OSError as error:
         return _unknown(name, f"cannot read file: {error.strerror}")
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            return _unknown(name, "not a regular file")
-        if status.st_size == 0:
-            return _unknown(name, "empty file")
-        data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # keeps a descriptor of its own
-    except OSError as error:
-        return _unknown(name, f"cannot read file: {error.strerror}")
-    except ValueError as error:  # mmap's answer for a file emptied since fstat
-        return _unknown(name, f"cannot read file: {error}")
-    finally:
-        os.close(fd)
+    if not data:
+        return _unknown(name, "empty file")
     with data:
         return _inspect(data, name, module, python)
 
