@@ -170,16 +170,18 @@ class _Workers:
                 selector.register(self._task_writer, selectors.EVENT_WRITE, data=_TASKS)
             open_pipes = len(self._pipes)
             while open_pipes or not self._queue_ended:
-                if self._task_writer is None and not self._queue_ended:
+                taking = self._task_writer is None and not self._queue_ended
+                if taking:
                     # Every task is in the pipe: this process takes the next as a worker does (a
                     # blocking read returns a task or, the write end being closed, the end).
                     task = os.read(self._task_reader, 4)
-                    if task:
-                        index = int.from_bytes(task, "little")
-                        yield index, _inspect_item(self._items[index])
-                    else:
+                    if not task:
+                        # The loop's condition decides what is left: the workers may all have
+                        # ended already, and waiting on no pipe at all would never return.
                         self._queue_ended = True
-                taking = self._task_writer is None and not self._queue_ended
+                        continue
+                    index = int.from_bytes(task, "little")
+                    yield index, _inspect_item(self._items[index])
                 for key, _ in selector.select(0 if taking else None):
                     if key.data is _TASKS:
                         self._feed()
